@@ -1,0 +1,59 @@
+import type { Descriptor } from '../oci/descriptor.js';
+import type { Digest } from '../oci/digest.js';
+import type { Compression } from '../oci/media-types.js';
+
+/**
+ * Contract of layers (owner: src/layer/).
+ * A Change names a path (relative, "/"-separated, no leading "/") that differs
+ * from the parent snapshot. The layer writer reads metadata and content for
+ * 'add'/'modify' from `<root>/<path>` with lstat (never following symlinks);
+ * 'delete' becomes a whiteout `.wh.<name>`; opaque directories get `.wh..wh..opq`.
+ */
+export interface Change {
+  kind: 'add' | 'modify' | 'delete';
+  path: string;
+  /** A directory whose lower contents are hidden (overlay opaque dir / replaced dir). */
+  opaque?: boolean;
+}
+
+export interface WriteLayerOptions {
+  /** Directory holding the new state of every changed path. */
+  root: string;
+  /** Sorted or not; the writer sorts. Parent directories of changed paths are included by the writer as needed. */
+  changes: Change[];
+  compression: Compression;
+  level?: number;
+  /** Clamp mtimes to this epoch (seconds) for reproducible layers. */
+  sourceDateEpoch?: number;
+  /** OCI media types (default) or Docker schema2. */
+  oci?: boolean;
+  /** Ownership recorded by the single-id rootless mode (user.containers.override_stat). */
+  useOverrideStat?: boolean;
+}
+
+export interface LayerResult {
+  /** Descriptor of the compressed blob, already in the content store. */
+  descriptor: Descriptor;
+  /** sha256 of the uncompressed tar. */
+  diffId: Digest;
+  uncompressedSize: number;
+}
+
+export interface ApplyOptions {
+  /** Layer media type, if known; else compression is detected from magic bytes. */
+  mediaType?: string;
+  /** Called for entries skipped on purpose (device nodes without privilege, …). */
+  onWarning?: (message: string) => void;
+  /** Record non-root ownership in user.containers.override_stat instead of chown (single-id rootless). */
+  useOverrideStat?: boolean;
+  /**
+   * Overlay mode: whiteouts become 0/0 char devices and opaque xattrs (for a
+   * lower dir of an overlay mount) instead of deleting from `target`.
+   */
+  whiteoutMode?: 'delete' | 'overlay';
+}
+
+export interface ApplyStats {
+  entries: number;
+  bytes: number;
+}
