@@ -57,3 +57,27 @@ export interface ApplyStats {
   entries: number;
   bytes: number;
 }
+
+/**
+ * Signatures implemented by src/layer/ (index: src/layer/index.ts).
+ *
+ * applyLayer: reads `src` to its end (gzip, zstd or plain tar; detected from
+ * magic bytes, `mediaType` only as a hint) and extracts it into `target`, which
+ * must exist. Never writes, chmods, chowns, utimes or links outside `target`,
+ * whatever the tar holds; unsafe entries make it reject with KilnError
+ * code LAYER_UNSAFE_ENTRY (the target is then partially written: discard it).
+ * The caller owns `src`; it is consumed (or destroyed on error).
+ */
+export type ApplyLayer = (src: import('node:stream').Readable, target: string, options?: ApplyOptions) => Promise<ApplyStats>;
+
+/**
+ * writeLayer: one streamed pass tar → sha256 (diffId) → compressor → sha256
+ * (digest) → store.ingest. Deterministic for the same tree and options.
+ */
+export type WriteLayer = (store: import('../content/types.js').ContentStore, options: WriteLayerOptions) => Promise<LayerResult>;
+
+/** A parsed `--compression` value ("gzip", "zstd,level=3", "uncompressed"). */
+export interface CompressionSpec {
+  compression: Compression;
+  level?: number;
+}
