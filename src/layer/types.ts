@@ -51,6 +51,11 @@ export interface ApplyOptions {
    * lower dir of an overlay mount) instead of deleting from `target`.
    */
   whiteoutMode?: 'delete' | 'overlay';
+  /**
+   * Overlay mode: the xattr that marks an opaque directory. Default
+   * "trusted.overlay.opaque"; use "user.overlay.opaque" for a mount with `userxattr`.
+   */
+  overlayOpaqueXattr?: string;
 }
 
 export interface ApplyStats {
