@@ -210,10 +210,9 @@ function parseEscape(src: string[], i: number, inClass: boolean): { cp?: number;
   const code = c.codePointAt(0)!;
   if (code < 0x80 && !/[0-9A-Za-z]/.test(c)) return { cp: code, end: j };
   switch (c) {
-    case '1': case '2': case '3': case '4': case '5': case '6': case '7':
-      if (!(src[j] !== undefined && src[j]! >= '0' && src[j]! <= '7')) throw new RegexSyntaxError('backreference');
-    // fallthrough: octal
-    case '0': {
+    case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': {
+      // a single non-zero digit would be a backreference, which RE2 does not support
+      if (c !== '0' && !(src[j] !== undefined && src[j]! >= '0' && src[j]! <= '7')) throw new RegexSyntaxError('backreference');
       let r = code - 0x30;
       for (let k = 1; k < 3; k++) {
         if (src[j] === undefined || src[j]! < '0' || src[j]! > '7') break;
