@@ -1,0 +1,262 @@
+import { copyFile, chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { NotFoundError } from '../errors.js';
+import { isInside, resolveInRoot } from '../util/safe-path.js';
+import { type ModeSpec, applyModeSpec } from './chmod-spec.js';
+import { hasWildcard, matchComponent, matchPath } from './glob.js';
+
+/** Decides which context paths exist for COPY (after .dockerignore). "/"-separated, relative. */
+export type IncludeFilter = (rel: string, isDir: boolean) => boolean;
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+export interface CopyRequest {
+  /** Host directory sources are read from (context dir, or a stage/image rootfs). */
+  srcRoot: string;
+  /** Sources from the build context: owners become 0:0 unless chown; symlinks resolve inside srcRoot. */
+  fromContext: boolean;
+  include?: IncludeFilter;
+  /** Source paths/patterns as written (after expansion). */
+  sources: string[];
+  /** Heredoc or downloaded sources: file name → content. */
+  inline?: Array<{ name: string; content: Buffer; mode?: number; mtime?: Date }>;
+  /** Destination as written (after expansion); relative to workdir. */
+  dest: string;
+  workdir: string;
+  /** Host path of the destination rootfs. */
+  destRoot: string;
+  chown?: Owner;
+  chmod?: ModeSpec;
+  /** --exclude patterns (matched like COPY wildcards against source-relative paths). */
+  excludes?: string[];
+  /** Hook for ADD: return true when it handled `hostPath` (archive unpacked into `destDir`). */
+  unpack?: (hostPath: string, destDir: string) => Promise<boolean>;
+}
+
+interface Match {
+  /** Relative path under srcRoot as matched (for messages/cache). */
+  rel: string;
+  /** Host path, fully resolved (symlinks followed inside srcRoot). */
+  host: string;
+}
+
+/** Expand one source (wildcards as Go's filepath.Match per component) into resolved matches. */
+export async function expandSource(req: Pick<CopyRequest, 'srcRoot' | 'include'>, source: string): Promise<Match[]> {
+  const clean = posix.normalize('/' + source).replace(/^\/+/, '');
+  const parts = clean === '' || clean === '.' ? [] : clean.split('/');
+  if (!parts.some(hasWildcard)) {
+    const rel = parts.join('/');
+    if (rel !== '' && req.include && !req.include(rel, false) && !req.include(rel, true)) return [];
+    const host = await resolveInRoot(req.srcRoot, rel || '.', true);
+    try {
+      await lstat(host);
+    } catch {
+      return [];
+    }
+    return [{ rel: rel || '.', host }];
+  }
+  let current: Match[] = [{ rel: '', host: posix.resolve(req.srcRoot) }];
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    const last = i === parts.length - 1;
+    const next: Match[] = [];
+    for (const m of current) {
+      if (!hasWildcard(p)) {
+        const rel = m.rel ? `${m.rel}/${p}` : p;
+        next.push({ rel, host: await resolveInRoot(req.srcRoot, rel, true) });
+        continue;
+      }
+      let names: string[];
+      try {
+        names = (await readdir(m.host)).sort();
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        if (!matchComponent(p, n)) continue;
+        const rel = m.rel ? `${m.rel}/${n}` : n;
+        const host = await resolveInRoot(req.srcRoot, rel, true);
+        let isDir = false;
+        try {
+          isDir = (await stat(host)).isDirectory();
+        } catch {
+          if (!last) continue;
+        }
+        if (req.include && !req.include(rel, isDir)) continue;
+        next.push({ rel, host });
+      }
+    }
+    current = next;
+  }
+  const out: Match[] = [];
+  for (const m of current) {
+    try {
+      await lstat(m.host);
+      out.push(m);
+    } catch {
+      /* a fixed component after a wildcard did not exist */
+    }
+  }
+  return out;
+}
+
+/**
+ * COPY/ADD with BuildKit's rules: directories copy their contents, a trailing
+ * "/" (or several sources, or an existing directory) makes the destination a
+ * directory, symlinks in source paths resolve inside the source root, links
+ * inside copied directories stay links, the destination resolves inside the
+ * rootfs (a dangling link gets its target created). Created directories
+ * belong to root (or --chown) and take --chmod.
+ * Returns the matched relative source paths.
+ */
+export async function copyFiles(req: CopyRequest): Promise<string[]> {
+  const matches: Match[] = [];
+  for (const s of req.sources) {
+    const found = await expandSource(req, s);
+    if (found.length === 0 && !hasWildcard(s)) {
+      throw new NotFoundError(`failed to compute cache key: failed to calculate checksum of ref: "/${posix.normalize(s).replace(/^\/+/, '')}": not found`, { code: 'COPY_SOURCE_NOT_FOUND' });
+    }
+    matches.push(...found);
+  }
+  const count = matches.length + (req.inline?.length ?? 0);
+  const destAbs = posix.resolve(posix.join('/', req.workdir || '/'), req.dest || '.');
+  const wantsDir = req.dest === '' || req.dest.endsWith('/') || req.dest === '.' || req.dest.endsWith('/.') || count > 1 || req.sources.some(hasWildcard) && count > 1;
+  const destHost = await resolveInRoot(req.destRoot, destAbs, true);
+  let destIsDir = wantsDir;
+  try {
+    if ((await stat(destHost)).isDirectory()) destIsDir = true;
+  } catch {
+    /* missing */
+  }
+  const excluded = (rel: string) => (req.excludes ?? []).some((x) => matchPath(x, rel) || matchPath(x, rel.split('/').slice(0, x.split('/').length).join('/')));
+
+  for (const m of matches) {
+    if (excluded(m.rel)) continue;
+    const st = await stat(m.host).catch(() => lstat(m.host));
+    if (st.isDirectory()) {
+      await ensureDir(req, destHost);
+      await copyTree(req, m.host, destHost, m.rel === '.' ? '' : m.rel, excluded);
+      continue;
+    }
+    if (req.unpack && (await isRegular(m.host))) {
+      const dir = destHost;
+      await ensureDir(req, dir);
+      if (await req.unpack(m.host, dir)) continue;
+    }
+    const target = destIsDir ? posix.join(destHost, posix.basename(m.rel)) : destHost;
+    await ensureDir(req, destIsDir ? destHost : posix.dirname(destHost));
+    await copyEntry(req, m.host, target, st, true);
+  }
+  for (const f of req.inline ?? []) {
+    const target = destIsDir ? posix.join(destHost, f.name) : destHost;
+    await ensureDir(req, posix.dirname(target));
+    const safe = await resolveInRoot(req.destRoot, posix.relative(req.destRoot, target), true);
+    await rm(safe, { force: true });
+    await writeFile(safe, f.content);
+    const mode = req.chmod ? applyModeSpec(req.chmod, f.mode ?? 0o644, false) : (f.mode ?? 0o644);
+    await chmod(safe, mode);
+    const o = req.chown ?? { uid: 0, gid: 0 };
+    await lchown(safe, o.uid, o.gid);
+    if (f.mtime) await lutimes(safe, f.mtime, f.mtime);
+  }
+  return matches.map((m) => m.rel);
+}
+
+async function isRegular(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** mkdir -p inside the rootfs; directories it creates get root (or --chown) and 0755 (or --chmod). */
+async function ensureDir(req: CopyRequest, hostDir: string): Promise<void> {
+  const rel = posix.relative(req.destRoot, hostDir);
+  if (rel.startsWith('..')) throw new Error(`destination "${hostDir}" escapes the rootfs`);
+  const parts = rel === '' ? [] : rel.split('/');
+  let cur = '';
+  for (const p of parts) {
+    cur = cur ? `${cur}/${p}` : p;
+    const host = await resolveInRoot(req.destRoot, cur, true);
+    try {
+      const st = await stat(host);
+      if (st.isDirectory()) continue;
+      throw new Error(`cannot copy to "/${cur}": not a directory`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    await mkdir(host, { recursive: true });
+    const mode = req.chmod ? applyModeSpec(req.chmod, 0o755, true) : 0o755;
+    await chmod(host, mode);
+    const o = req.chown ?? { uid: 0, gid: 0 };
+    await lchown(host, o.uid, o.gid);
+  }
+}
+
+async function copyTree(req: CopyRequest, srcDir: string, destDir: string, relBase: string, excluded: (rel: string) => boolean): Promise<void> {
+  const names = (await readdir(srcDir)).sort();
+  for (const n of names) {
+    const rel = relBase ? `${relBase}/${n}` : n;
+    const src = posix.join(srcDir, n);
+    const st = await lstat(src);
+    if (req.fromContext && req.include && !req.include(rel, st.isDirectory())) {
+      if (!st.isDirectory()) continue;
+    }
+    if (excluded(rel)) continue;
+    const dest = posix.join(destDir, n);
+    if (!isInside(req.destRoot, dest)) throw new Error(`refusing to write outside the rootfs: "${dest}"`);
+    if (st.isDirectory()) {
+      let existed = false;
+      try {
+        const d = await lstat(dest);
+        if (d.isDirectory()) existed = true;
+        else await rm(dest, { force: true });
+      } catch {
+        /* missing */
+      }
+      if (!existed) await mkdir(dest);
+      await copyTree(req, src, dest, rel, excluded);
+      if (req.fromContext && req.include && !req.include(rel, true) && (await readdir(dest)).length === 0 && !existed) {
+        await rm(dest, { recursive: true, force: true });
+        continue;
+      }
+      await applyMeta(req, dest, st, false);
+      continue;
+    }
+    await copyEntry(req, src, dest, st, false);
+  }
+}
+
+/** Copy one non-directory entry (file, symlink, other) to `dest` (which is replaced). */
+async function copyEntry(req: CopyRequest, src: string, dest: string, st: import('node:fs').Stats, deref: boolean): Promise<void> {
+  try {
+    const d = await lstat(dest);
+    await rm(dest, { recursive: d.isDirectory(), force: true });
+  } catch {
+    /* missing */
+  }
+  let lst = st;
+  if (!deref) lst = await lstat(src);
+  if (lst.isSymbolicLink()) {
+    await symlink(await readlink(src), dest);
+  } else if (lst.isFile()) {
+    await copyFile(src, dest);
+  } else {
+    return; // devices, fifos and sockets are not copied by COPY
+  }
+  await applyMeta(req, dest, lst, lst.isSymbolicLink());
+}
+
+async function applyMeta(req: CopyRequest, dest: string, st: import('node:fs').Stats, isLink: boolean): Promise<void> {
+  const owner = req.chown ?? (req.fromContext ? { uid: 0, gid: 0 } : { uid: st.uid, gid: st.gid });
+  await lchown(dest, owner.uid, owner.gid);
+  if (!isLink) {
+    const mode = req.chmod ? applyModeSpec(req.chmod, st.mode & 0o7777, st.isDirectory()) : st.mode & 0o7777;
+    await chmod(dest, mode);
+  }
+  await lutimes(dest, st.atime, st.mtime);
+}

@@ -1,0 +1,214 @@
+import { createHash } from 'node:crypto';
+import { DockerfileError, KilnError, NotFoundError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, type Platform } from '../oci/platform.js';
+import { PROXY_ARGS, platformArgs } from './build-args.js';
+import { CacheStore, type BuildTraceStep } from './cache-store.js';
+import { ContextHasher } from './context-hash.js';
+import { expandWord } from './expand.js';
+import { finalizeImage } from './finalize-image.js';
+import { scratchState, type ImageState } from './image-state.js';
+import type { DockerfileDef, StageDef } from './model.js';
+import type { BuildRuntime } from './runtime.js';
+import { StageBuilder, type StageResult } from './stage-builder.js';
+import type { BuildEvent, EngineOptions, EngineResult } from './types.js';
+import { Semaphore } from './semaphore.js';
+
+const STAGE_NAME_RE = /^[a-z][a-z0-9-_.]*$/;
+
+/** Everything one build shares between its stages. */
+export interface BuildShared {
+  opts: EngineOptions;
+  def: DockerfileDef;
+  runtime: BuildRuntime;
+  cache: CacheStore;
+  hasher: ContextHasher;
+  platform: Platform;
+  buildPlatform: Platform;
+  /** Meta ARG values (global scope) after --build-arg. */
+  globals: Map<string, string>;
+  buildArgs: Map<string, string>;
+  consumedArgs: Set<string>;
+  targetStageName: string;
+  stageResult(index: number): Promise<StageResult>;
+  stageIndexByName(name: string): number | undefined;
+  emit(e: BuildEvent): void;
+  memo<T>(key: string, fn: () => Promise<T>): Promise<T>;
+  trace: BuildTraceStep[];
+  previousTrace: Map<string, BuildTraceStep>;
+  stats: { steps: number; cached: number };
+  warnings: string[];
+  secrets: Map<string, Buffer>;
+}
+
+export function stageLabel(s: StageDef): string {
+  return s.name ?? String(s.index);
+}
+
+/**
+ * Build one Dockerfile target: the step graph pruned to --target, stages in
+ * parallel (bounded by --jobs), identical work shared, each step through the
+ * local cache. Writes the final config+manifest into the store.
+ */
+export async function runBuild(def: DockerfileDef, runtime: BuildRuntime, opts: EngineOptions): Promise<EngineResult> {
+  const where = (range: StageDef['range'], instruction: string) => ({ file: def.file, range, instruction });
+  if (def.stages.length === 0) {
+    throw new DockerfileError('dockerfile contains no stages to build', { file: def.file, code: 'DOCKERFILE_NO_STAGES' });
+  }
+  for (const s of def.stages) {
+    if (s.name !== undefined && !STAGE_NAME_RE.test(s.name.toLowerCase())) {
+      throw new DockerfileError(`invalid name for build stage: "${s.name}", name can't start with a number or contain symbols`, {
+        ...where(s.range, 'FROM'),
+        code: 'DOCKERFILE_STAGE_NAME',
+      });
+    }
+  }
+  const platform = opts.platform ? normalizePlatform(opts.platform) : hostPlatform();
+  const buildPlatform = hostPlatform();
+  const buildArgs = new Map(Object.entries(opts.buildArgs ?? {}));
+
+  // Target.
+  let targetIndex = def.stages.length - 1;
+  if (opts.target !== undefined) {
+    const t = def.stages.findIndex((s) => s.name?.toLowerCase() === opts.target!.toLowerCase());
+    if (t === -1) throw new NotFoundError(`target stage "${opts.target}" could not be found`, { code: 'TARGET_NOT_FOUND' });
+    targetIndex = t;
+  }
+  const targetStage = def.stages[targetIndex]!;
+
+  // Meta args (global scope): build args win, then defaults expanded in order.
+  const auto = platformArgs(platform, buildPlatform);
+  const globals = new Map<string, string>();
+  const consumedArgs = new Set<string>();
+  for (const a of def.metaArgs) {
+    consumedArgs.add(a.name);
+    if (buildArgs.has(a.name)) globals.set(a.name, buildArgs.get(a.name)!);
+    else if (a.value !== undefined) {
+      const env = { get: (k: string) => globals.get(k) ?? auto.get(k) };
+      globals.set(a.name, expandWord(a.value, env, where(a.range, 'ARG')).value);
+    } else globals.delete(a.name);
+  }
+
+  const kilnRoot = runtime.store.root;
+  const cache = new CacheStore(opts.kilnRoot ?? kilnRoot);
+  const hasher = new ContextHasher(cache.dir, opts.contextDir);
+  const traceId = createHash('sha256')
+    .update(`${'path' in opts.dockerfile ? opts.dockerfile.path : opts.contextDir + '#stdin'}\0${targetStage.name ?? targetIndex}`)
+    .digest('hex');
+  const previous = opts.explain ? await cache.getTrace(traceId) : undefined;
+  const previousTrace = new Map((previous ?? []).map((s) => [`${s.stage}#${s.index}`, s]));
+
+  const memos = new Map<string, Promise<unknown>>();
+  const results = new Map<number, Promise<StageResult>>();
+  const sem = new Semaphore(Math.max(1, opts.jobs ?? (await import('node:os')).availableParallelism()));
+  const secrets = await loadSecrets(opts);
+
+  const shared: BuildShared = {
+    opts,
+    def,
+    runtime,
+    cache,
+    hasher,
+    platform,
+    buildPlatform,
+    globals,
+    buildArgs,
+    consumedArgs,
+    targetStageName: targetStage.name ?? 'default',
+    trace: [],
+    previousTrace,
+    stats: { steps: 0, cached: 0 },
+    warnings: [],
+    secrets,
+    emit: (e) => opts.onEvent?.(e),
+    memo: <T>(key: string, fn: () => Promise<T>) => {
+      let p = memos.get(key) as Promise<T> | undefined;
+      if (!p) {
+        p = fn();
+        memos.set(key, p);
+      }
+      return p;
+    },
+    stageIndexByName: (name) => {
+      const i = def.stages.findIndex((s) => s.name?.toLowerCase() === name.toLowerCase());
+      return i === -1 ? undefined : i;
+    },
+    stageResult: (index) => {
+      let p = results.get(index);
+      if (!p) {
+        const builder = new StageBuilder(shared, def.stages[index]!);
+        p = (async () => {
+          await builder.resolveDependencies();
+          return sem.run(() => builder.build());
+        })();
+        results.set(index, p);
+        p.catch(() => undefined);
+      }
+      return p;
+    },
+  };
+
+  let final: StageResult;
+  try {
+    final = await shared.stageResult(targetIndex);
+  } finally {
+    await hasher.save().catch(() => undefined);
+  }
+  await cache.putTrace(traceId, shared.trace).catch(() => undefined);
+
+  // Unused --build-arg warning (proxy args are always "used").
+  for (const name of buildArgs.keys()) {
+    if (!consumedArgs.has(name) && !PROXY_ARGS.has(name)) {
+      const msg = `[Warning] One or more build-args [${name}] were not consumed`;
+      shared.warnings.push(msg);
+      shared.emit({ type: 'warning', message: msg, time: Date.now() });
+    }
+  }
+
+  const created = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000).toISOString() : new Date().toISOString();
+  const img = await finalizeImage(runtime.store, final.state, {
+    oci: opts.ociMediaTypes !== false,
+    labels: opts.labels ?? {},
+    annotations: opts.annotations ?? {},
+    created: process.env.SOURCE_DATE_EPOCH ? created : (final.created ?? created),
+  });
+  return {
+    manifest: img.manifest,
+    config: img.config,
+    layers: img.layers,
+    manifestBytes: img.manifestBytes,
+    configBytes: img.configBytes,
+    imageId: img.config.digest as Digest,
+    store: runtime.store,
+    stats: shared.stats,
+    warnings: shared.warnings,
+  };
+}
+
+async function loadSecrets(opts: EngineOptions): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  const { readFile } = await import('node:fs/promises');
+  for (const s of opts.secrets ?? []) {
+    if (s.src) out.set(s.id, await readFile(s.src));
+    else if (s.env !== undefined) {
+      const v = process.env[s.env];
+      if (v === undefined) throw new KilnError('SECRET_MISSING', `Cannot read secret "${s.id}": environment variable "${s.env}" is not set`);
+      out.set(s.id, Buffer.from(v));
+    } else {
+      const v = process.env[s.id];
+      if (v !== undefined) out.set(s.id, Buffer.from(v));
+    }
+  }
+  return out;
+}
+
+/** The platform a stage builds for (FROM --platform, expanded in the global scope). */
+export function stagePlatform(shared: BuildShared, stage: StageDef): Platform {
+  if (!stage.platform) return shared.platform;
+  const auto = platformArgs(shared.platform, shared.buildPlatform);
+  const v = expandWord(stage.platform, { get: (k: string) => shared.globals.get(k) ?? auto.get(k) }, { file: shared.def.file, range: stage.range, instruction: 'FROM' }).value;
+  return parsePlatform(v);
+}
+
+export { scratchState, formatPlatform };
+export type { ImageState };

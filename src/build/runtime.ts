@@ -1,0 +1,49 @@
+import type { ContentStore } from '../content/types.js';
+import type { Digest } from '../oci/digest.js';
+import type { ImageConfig } from '../oci/manifest.js';
+import type { Platform } from '../oci/platform.js';
+import type { ApplyLayer, WriteLayer } from '../layer/types.js';
+import type { Executor, MountSpec, RunUser } from '../sandbox/types.js';
+import type { Snapshotter } from '../snapshot/types.js';
+import type { LayerRef } from './image-state.js';
+
+/** A base image resolved into the store. */
+export interface ResolvedImage {
+  /** Normalised reference it was resolved from. */
+  ref: string;
+  manifestDigest: Digest;
+  config: ImageConfig;
+  layers: LayerRef[];
+}
+
+/** What a RUN --mount resolves against. */
+export interface MountContext {
+  contextDir: string;
+  /** Host rootfs of a stage or image named by from= (materialised on demand, read-only view). */
+  rootfsOf(from: string): Promise<string>;
+  cacheRoot: string;
+  secrets: Map<string, Buffer>;
+  sshAuthSock?: string;
+  /** The step's rootfs (for uid/gid lookups). */
+  rootfs: string;
+}
+
+/**
+ * The modules the engine drives, behind one seam so the engine can be read
+ * (and tested) without them. src/build/runtime-default.ts wires the real ones.
+ */
+export interface BuildRuntime {
+  store: ContentStore;
+  snapshotter(): Promise<Snapshotter>;
+  executor(): Promise<Executor>;
+  writeLayer: WriteLayer;
+  applyLayer: ApplyLayer;
+  /** Resolve an image reference: local store first unless `pull`, else the registry (then tagged locally). */
+  resolveImage(ref: string, platform: Platform, opts: { pull: boolean; signal?: AbortSignal }): Promise<ResolvedImage>;
+  /** USER value → uid/gid/groups, looked up in the rootfs's /etc/passwd and /etc/group. */
+  resolveUser(rootfs: string, user: string): Promise<RunUser>;
+  /** --chown value → uid/gid (names looked up in the destination rootfs). */
+  resolveChown(rootfs: string, chown: string): Promise<{ uid: number; gid: number }>;
+  /** RUN --mount values → mount specs (and a cleanup). */
+  runMounts(specs: string[], ctx: MountContext): Promise<{ mounts: MountSpec[]; release(): Promise<void> }>;
+}
