@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs';
+import { HostError } from '../errors.js';
+import { prepareRun, type PreparedMount } from './prepare-run.js';
+import { DEFAULT_CAPS, helperArgv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
+import { spawnSandbox } from './spawn-sandbox.js';
+import type { Executor, RunRequest } from './types.js';
+import { which } from './which.js';
+
+/** /proc entries hidden from RUN (as docker's masked paths). */
+const MASKED_PROC_FILES = ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/proc/sched_debug', '/proc/latency_stats'];
+
+/**
+ * bubblewrap executor. kiln is root (really, or in its build user namespace),
+ * so bwrap runs without --unshare-user: the rootfs keeps its real ownership.
+ * New pid, ipc, uts, cgroup (and, for network=none, net) namespaces; a fresh
+ * /proc; bwrap's minimal /dev; the process switches to its USER through the
+ * setpriv helper. --die-with-parent plus the pid namespace means killing bwrap
+ * kills every process of the step.
+ */
+export class BwrapExecutor implements Executor {
+  readonly name = 'bwrap' as const;
+  readonly isolated = true;
+  readonly #bin: string;
+
+  constructor(bin = which('bwrap')) {
+    if (!bin) {
+      throw new HostError('Cannot use bwrap isolation: bubblewrap is not installed', {
+        code: 'HOST_NO_BWRAP',
+        hint: 'Install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap) or pass --isolation runc|chroot.',
+      });
+    }
+    this.#bin = bin;
+  }
+
+  async run(req: RunRequest, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const helper = await setprivHelper();
+    const prep = await prepareRun(req);
+    try {
+      const args = [
+        '--die-with-parent', '--new-session',
+        '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
+        ...(req.network === 'none' ? ['--unshare-net'] : []),
+        '--hostname', prep.hostname,
+        '--cap-drop', 'ALL', ...DEFAULT_CAPS.flatMap((c) => ['--cap-add', `CAP_${c.toUpperCase()}`]),
+        '--bind', prep.rootfs, '/',
+        '--proc', '/proc',
+        '--dev', '/dev',
+        ...MASKED_PROC_FILES.filter((p) => existsSync(p)).flatMap((p) => ['--ro-bind', '/dev/null', p]),
+        ...[...prep.mounts, ...helperMounts(helper)].flatMap(mountArgs),
+        '--chdir', prep.cwd,
+        '--',
+        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed() }),
+      ];
+      const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: prep.env };
+      if (req.display !== undefined) o.display = req.display;
+      if (req.onOutput) o.onOutput = req.onOutput;
+      if (opts.signal) o.signal = opts.signal;
+      await spawnSandbox(this.#bin, args, o);
+    } finally {
+      await prep.cleanup();
+    }
+  }
+}
+
+function mountArgs(m: PreparedMount): string[] {
+  if (m.kind === 'tmpfs') return [...(m.sizeBytes !== undefined ? ['--size', String(m.sizeBytes)] : []), '--tmpfs', m.dest];
+  return [m.readonly ? '--ro-bind' : '--bind', m.source, m.dest];
+}

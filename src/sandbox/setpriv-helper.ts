@@ -1,0 +1,119 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { promisify } from 'node:util';
+import { HostError } from '../errors.js';
+import type { PreparedMount } from './prepare-run.js';
+import type { RunUser } from './types.js';
+
+const execFileP = promisify(execFile);
+
+/**
+ * The RUN process switches to its USER (uid, gid, supplementary groups) and
+ * drops to docker's default capability bounding set through the host's
+ * util-linux `setpriv`, which the rootfs need not contain: the binary, its
+ * libraries and its dynamic loader are bind-mounted read-only into the
+ * sandbox's private /dev tmpfs (HELPER_DIR) and started through the loader.
+ * Nothing is written to the rootfs.
+ */
+export const HELPER_DIR = '/dev/.kiln';
+
+/** docker's default capabilities (moby oci/caps/defaults.go), setpriv spelling. */
+export const DEFAULT_CAPS = [
+  'chown', 'dac_override', 'fsetid', 'fowner', 'mknod', 'net_raw', 'setgid', 'setuid',
+  'setfcap', 'setpcap', 'net_bind_service', 'sys_chroot', 'kill', 'audit_write',
+];
+
+interface Helper {
+  files: { source: string; name: string }[];
+  /** Loader file name, or undefined when setpriv is static. */
+  loader?: string;
+}
+
+let cached: Promise<Helper> | undefined;
+
+export function findSetpriv(): string | undefined {
+  for (const p of ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv', '/sbin/setpriv']) if (existsSync(p)) return p;
+  return undefined;
+}
+
+async function locate(): Promise<Helper> {
+  const setpriv = findSetpriv();
+  if (!setpriv) {
+    throw new HostError('Cannot run RUN steps: util-linux "setpriv" is not installed', {
+      code: 'HOST_NO_SETPRIV',
+      hint: 'Install util-linux (Debian/Ubuntu: apt-get install util-linux; Fedora: dnf install util-linux-core; Alpine: apk add setpriv).',
+    });
+  }
+  const files = [{ source: setpriv, name: 'setpriv' }];
+  let out = '';
+  try {
+    out = (await execFileP('ldd', [setpriv], { env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' } })).stdout;
+  } catch (err) {
+    const text = String((err as { stdout?: string; stderr?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
+    if (/not a dynamic executable|statically linked/.test(text)) return { files };
+    throw new HostError(`Cannot inspect "${setpriv}" with ldd: ${(err as Error).message}`, { code: 'HOST_NO_SETPRIV', cause: err });
+  }
+  if (/statically linked|not a dynamic executable/.test(out)) return { files };
+  let loader: string | undefined;
+  for (const line of out.split('\n')) {
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
+    if (!m) continue;
+    const path = m[1]!;
+    const name = basename(path);
+    if (files.some((f) => f.name === name)) continue;
+    files.push({ source: path, name });
+    if (!line.includes('=>') || /^ld-|ld-linux|ld-musl/.test(name)) loader ??= /ld-/.test(name) ? name : undefined;
+  }
+  if (!loader) loader = readInterpreterName(setpriv);
+  if (!loader) throw new HostError(`Cannot find the dynamic loader of "${setpriv}"`, { code: 'HOST_NO_SETPRIV' });
+  return { files, loader };
+}
+
+function readInterpreterName(file: string): string | undefined {
+  const buf = readFileSync(file);
+  const m = /\/lib[^\0]*\/ld-[^\0]+/.exec(buf.subarray(0, 4096).toString('latin1'));
+  return m ? basename(m[0]) : undefined;
+}
+
+export function setprivHelper(): Promise<Helper> {
+  cached ??= locate().catch((err) => {
+    cached = undefined;
+    throw err;
+  });
+  return cached;
+}
+
+/** Read-only binds that put the helper at HELPER_DIR (on the sandbox's /dev tmpfs). */
+export function helperMounts(h: Helper): PreparedMount[] {
+  return h.files.map((f) => ({ kind: 'bind' as const, source: f.source, dest: `${HELPER_DIR}/${f.name}`, readonly: true }));
+}
+
+/** True when this process may call setgroups() (false in a user namespace with setgroups=deny). */
+export function setgroupsAllowed(): boolean {
+  try {
+    return readFileSync('/proc/self/setgroups', 'utf8').trim() !== 'deny';
+  } catch {
+    return true;
+  }
+}
+
+/** argv that runs `args` as `user` inside the sandbox through the helper. */
+export function helperArgv(h: Helper, user: RunUser, args: string[], opts: { canSetgroups: boolean }): string[] {
+  const pre = h.loader ? [`${HELPER_DIR}/${h.loader}`, '--library-path', HELPER_DIR, `${HELPER_DIR}/setpriv`] : [`${HELPER_DIR}/setpriv`];
+  const groups = user.additionalGids.length
+    ? ['--groups', user.additionalGids.join(',')]
+    : opts.canSetgroups
+      ? ['--clear-groups']
+      : ['--keep-groups'];
+  return [
+    ...pre,
+    '--reuid', String(user.uid),
+    '--regid', String(user.gid),
+    ...groups,
+    '--inh-caps', '-all',
+    '--bounding-set', `-all,${DEFAULT_CAPS.map((c) => '+' + c).join(',')}`,
+    '--',
+    ...args,
+  ];
+}

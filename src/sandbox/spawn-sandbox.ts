@@ -1,0 +1,73 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { ProcessError } from '../errors.js';
+
+const TAIL_BYTES = 16 * 1024;
+const TAIL_LINES = 10;
+
+export interface SpawnSandboxOptions {
+  /** The user's argv, for ProcessError. */
+  argv: string[];
+  display?: string;
+  env: Record<string, string>;
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  signal?: AbortSignal;
+  /** Kill the whole sandboxed tree (default: SIGKILL to the child, whose death takes the sandbox down). */
+  kill?: (child: ChildProcess) => Promise<void> | void;
+}
+
+/**
+ * Spawn a sandbox runtime (bwrap, runc, unshare …) with a new session and no
+ * fds beyond stdio, stream its output, and settle when it exits:
+ * ProcessError (BuildKit wording, last stderr lines) on non-zero exit,
+ * signal.reason after an abort.
+ */
+export function spawnSandbox(file: string, args: string[], opts: SpawnSandboxOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (opts.signal?.aborted) {
+      reject(opts.signal.reason);
+      return;
+    }
+    const child = spawn(file, args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let tail = Buffer.alloc(0);
+    let aborted = false;
+    child.stdout!.on('data', (c: Buffer) => opts.onOutput?.('stdout', c));
+    child.stderr!.on('data', (c: Buffer) => {
+      tail = Buffer.concat([tail, c]);
+      if (tail.length > TAIL_BYTES) tail = tail.subarray(tail.length - TAIL_BYTES);
+      opts.onOutput?.('stderr', c);
+    });
+    const onAbort = () => {
+      aborted = true;
+      Promise.resolve(opts.kill ? opts.kill(child) : undefined)
+        .catch(() => undefined)
+        .finally(() => {
+          try {
+            child.kill('SIGKILL');
+          } catch {
+            // gone
+          }
+        });
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('error', (err) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      reject(err);
+    });
+    child.on('close', (code, sig) => {
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (aborted) {
+        reject(opts.signal!.reason);
+        return;
+      }
+      if (code === 0) {
+        resolve();
+        return;
+      }
+      const lines = tail.toString('utf8').split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l !== '');
+      const shown = JSON.stringify(opts.display ?? opts.argv.join(' '));
+      const o: ConstructorParameters<typeof ProcessError>[2] = { display: shown, stderrTail: lines.slice(-TAIL_LINES) };
+      if (sig) o.signal = sig;
+      reject(new ProcessError(opts.argv, code, o));
+    });
+  });
+}
