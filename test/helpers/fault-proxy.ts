@@ -1,0 +1,112 @@
+/**
+ * A loopback HTTP proxy in front of the test registry that injects faults.
+ *
+ *   const proxy = await startFaultProxy(reg.url);
+ *   proxy.addFault({ match: (m, p) => m === 'GET' && p.includes('/blobs/'), fault: 'reset', times: 1 });
+ *   `${proxy.host}/busybox:latest`   // use in references (loopback: plain HTTP allowed)
+ *   proxy.log                        // every request: method, path, fault applied, status
+ *   await proxy.stop();
+ *
+ * Faults (each applied to the first `times` matching requests, default 1):
+ *   status     answer `status` (e.g. 500, 429 with `retryAfter` seconds) without forwarding
+ *   reset      forward, send the headers and half the body, then destroy the socket
+ *   truncate   forward, send half the body without Content-Length (chunked), end cleanly
+ *   corrupt    forward, flip one byte in the middle of the body (length unchanged)
+ * Host/Location headers are rewritten so redirects and upload sessions stay on the proxy.
+ */
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type FaultKind = 'status' | 'reset' | 'truncate' | 'corrupt';
+
+export interface Fault {
+  match: (method: string, path: string) => boolean;
+  fault: FaultKind;
+  times?: number;
+  status?: number;
+  retryAfter?: number;
+}
+
+export interface FaultProxy {
+  host: string;
+  url: string;
+  log: Array<{ method: string; path: string; fault?: FaultKind; status: number }>;
+  addFault(f: Fault): void;
+  clearFaults(): void;
+  stop(): Promise<void>;
+}
+
+export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> {
+  const upstream = new URL(upstreamUrl);
+  const faults: Array<Fault & { left: number }> = [];
+  const log: FaultProxy['log'] = [];
+  let self = '';
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const method = req.method ?? 'GET';
+    const path = req.url ?? '/';
+    const f = faults.find((x) => x.left > 0 && x.match(method, path));
+    if (f) f.left--;
+    const entry: FaultProxy['log'][number] = { method, path, status: 0 };
+    if (f) entry.fault = f.fault;
+    log.push(entry);
+    if (f?.fault === 'status') {
+      req.resume();
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (f.retryAfter !== undefined) headers['retry-after'] = String(f.retryAfter);
+      entry.status = f.status ?? 500;
+      res.writeHead(entry.status, headers);
+      res.end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'injected fault' }] }));
+      return;
+    }
+    const headers = { ...req.headers, host: upstream.host };
+    const up = request({ host: upstream.hostname, port: upstream.port, method, path, headers }, (ur) => {
+      const outHeaders = { ...ur.headers };
+      if (typeof outHeaders.location === 'string') outHeaders.location = outHeaders.location.replace(upstream.origin, `http://${self}`);
+      entry.status = ur.statusCode ?? 0;
+      const hasBody = method !== 'HEAD' && Number(ur.headers['content-length'] ?? 1) > 0;
+      if (!f || !hasBody) {
+        res.writeHead(ur.statusCode ?? 502, outHeaders);
+        ur.pipe(res);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      ur.on('data', (c: Buffer) => chunks.push(c));
+      ur.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const half = body.subarray(0, Math.floor(body.length / 2));
+        if (f.fault === 'corrupt') {
+          const b = Buffer.from(body);
+          const i = Math.floor(b.length / 2);
+          b[i] = b[i]! ^ 0xff;
+          res.writeHead(ur.statusCode ?? 200, outHeaders);
+          res.end(b);
+        } else if (f.fault === 'truncate') {
+          delete outHeaders['content-length'];
+          res.writeHead(ur.statusCode ?? 200, outHeaders);
+          res.end(half);
+        } else {
+          res.writeHead(ur.statusCode ?? 200, outHeaders);
+          res.write(half, () => setTimeout(() => res.socket?.destroy(), 20));
+        }
+      });
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  };
+
+  const server = createServer(handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  self = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    host: self,
+    url: `http://${self}`,
+    log,
+    addFault: (f) => faults.push({ ...f, left: f.times ?? 1 }),
+    clearFaults: () => void faults.splice(0),
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
