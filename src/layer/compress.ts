@@ -1,0 +1,195 @@
+import { availableParallelism } from 'node:os';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Worker } from 'node:worker_threads';
+import { CompressStream } from 'zstd-napi';
+import { UsageError } from '../errors.js';
+import type { Compression } from '../oci/media-types.js';
+import type { CompressionSpec } from './types.js';
+
+/** Input block of one gzip member. Fixed, so the output depends only on the bytes and the level. */
+export const GZIP_BLOCK = 1024 * 1024;
+export const DEFAULT_LEVEL: Record<Compression, number | undefined> = { gzip: 6, zstd: 3, none: undefined };
+const LEVELS: Record<'gzip' | 'zstd', [number, number]> = { gzip: [0, 9], zstd: [1, 22] };
+
+/**
+ * Parse a `--compression` value: "gzip", "zstd", "uncompressed" (or "none"),
+ * optionally followed by ",level=N". Unknown names or keys are refused.
+ */
+export function parseCompression(value: string): CompressionSpec {
+  const [name = '', ...opts] = value.split(',').map((s) => s.trim());
+  const compression: Compression | undefined =
+    name === 'gzip' ? 'gzip' : name === 'zstd' ? 'zstd' : name === 'uncompressed' || name === 'none' ? 'none' : undefined;
+  if (!compression) {
+    throw new UsageError(`Invalid compression "${value}": expected gzip, zstd or uncompressed`, { hint: 'Example: --compression zstd,level=3' });
+  }
+  const spec: CompressionSpec = { compression };
+  for (const opt of opts) {
+    const eq = opt.indexOf('=');
+    const key = eq === -1 ? opt : opt.slice(0, eq);
+    const val = eq === -1 ? '' : opt.slice(eq + 1);
+    if (key !== 'level') throw new UsageError(`Invalid compression "${value}": unknown option "${key}"`, { hint: 'Only "level=N" is supported.' });
+    if (compression === 'none') throw new UsageError(`Invalid compression "${value}": uncompressed layers take no level`);
+    const [lo, hi] = LEVELS[compression];
+    if (!/^-?\d+$/.test(val) || Number(val) < lo || Number(val) > hi) {
+      throw new UsageError(`Invalid compression "${value}": ${compression} level must be an integer from ${lo} to ${hi}`);
+    }
+    spec.level = Number(val);
+  }
+  return spec;
+}
+
+// Plain JS so the worker runs the same under tsc output and tsx.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const zlib = require('node:zlib');
+parentPort.on('message', (m) => {
+  try {
+    const out = zlib.gzipSync(new Uint8Array(m.buf), { level: m.level });
+    const copy = new Uint8Array(out.length);
+    copy.set(out);
+    parentPort.postMessage({ id: m.id, buf: copy.buffer }, [copy.buffer]);
+  } catch (err) {
+    parentPort.postMessage({ id: m.id, error: String(err && err.message || err) });
+  }
+});
+`;
+
+interface Job {
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+}
+
+/** A fixed set of worker threads, each compressing whole blocks into one gzip member. */
+class GzipPool {
+  private readonly workers: Worker[] = [];
+  private readonly jobs = new Map<number, Job>();
+  private readonly idle: Worker[] = [];
+  private readonly queue: Array<{ id: number; block: Buffer }> = [];
+  private nextId = 0;
+  private failed: Error | undefined;
+
+  constructor(
+    size: number,
+    private readonly level: number,
+  ) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true });
+      w.on('message', (m: { id: number; buf?: ArrayBuffer; error?: string }) => {
+        const job = this.jobs.get(m.id);
+        this.jobs.delete(m.id);
+        this.idle.push(w);
+        this.pump();
+        if (!job) return;
+        if (m.error !== undefined) job.reject(new Error(`gzip worker failed: ${m.error}`));
+        else job.resolve(Buffer.from(m.buf!));
+      });
+      w.on('error', (err) => this.fail(err));
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  private fail(err: Error): void {
+    this.failed = err;
+    for (const job of this.jobs.values()) job.reject(err);
+    this.jobs.clear();
+  }
+
+  private pump(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const w = this.idle.pop()!;
+      const { id, block } = this.queue.shift()!;
+      // Copy into a buffer we own outright so it can be transferred, not cloned.
+      const ab = new ArrayBuffer(block.length);
+      new Uint8Array(ab).set(block);
+      w.postMessage({ id, buf: ab, level: this.level }, [ab]);
+    }
+  }
+
+  compress(block: Buffer): Promise<Buffer> {
+    if (this.failed) return Promise.reject(this.failed);
+    const id = this.nextId++;
+    const p = new Promise<Buffer>((resolve, reject) => this.jobs.set(id, { resolve, reject }));
+    this.queue.push({ id, block });
+    this.pump();
+    return p;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/** Regroup a byte stream into exact `size`-byte blocks (the last may be short). */
+async function* blocks(src: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let have = 0;
+  for await (const chunk of src) {
+    if (have === 0 && chunk.length === size) {
+      yield chunk;
+      continue;
+    }
+    let pos = 0;
+    while (pos < chunk.length) {
+      const n = Math.min(size - have, chunk.length - pos);
+      parts.push(chunk.subarray(pos, pos + n));
+      have += n;
+      pos += n;
+      if (have === size) {
+        yield Buffer.concat(parts, have);
+        parts = [];
+        have = 0;
+      }
+    }
+  }
+  if (have > 0) yield Buffer.concat(parts, have);
+}
+
+/**
+ * gzip on every core: the input is cut into GZIP_BLOCK blocks, each compressed
+ * into an independent gzip member on a worker thread, members emitted in
+ * order. A multi-member stream is valid gzip (RFC 1952 §2.2) and the output is
+ * a pure function of input and level. At most 2×threads blocks are in flight,
+ * so a slow consumer stops the reading (backpressure).
+ */
+export async function* parallelGzip(src: AsyncIterable<Buffer>, level = 6, threads = availableParallelism()): AsyncGenerator<Buffer> {
+  const pool = new GzipPool(Math.max(1, threads), level);
+  const inflight: Array<Promise<Buffer>> = [];
+  const max = Math.max(2, threads * 2);
+  try {
+    let any = false;
+    for await (const block of blocks(src, GZIP_BLOCK)) {
+      any = true;
+      const p = pool.compress(block);
+      p.catch(() => undefined);
+      inflight.push(p);
+      if (inflight.length >= max) yield await inflight.shift()!;
+    }
+    if (!any) inflight.push(pool.compress(Buffer.alloc(0)));
+    while (inflight.length > 0) yield await inflight.shift()!;
+  } finally {
+    await pool.close();
+  }
+}
+
+/** zstd through zstd-napi in its multi-threaded mode (always ≥ 1 worker: zstd's output then does not depend on the thread count). */
+export async function* zstdCompress(src: AsyncIterable<Buffer>, level = 3, threads = availableParallelism()): AsyncGenerator<Buffer> {
+  const z = new CompressStream({ compressionLevel: level, nbWorkers: Math.max(1, threads), checksumFlag: true });
+  const feeding = pipeline(Readable.from(src, { objectMode: false }), z);
+  feeding.catch((err: Error) => z.destroy(err));
+  try {
+    for await (const chunk of z) yield chunk as Buffer;
+    await feeding;
+  } finally {
+    if (!z.destroyed) z.destroy();
+  }
+}
+
+/** Compress a byte stream with the given spec ('none' passes it through). */
+export function compress(src: AsyncIterable<Buffer>, spec: CompressionSpec, threads?: number): AsyncIterable<Buffer> {
+  const level = spec.level ?? DEFAULT_LEVEL[spec.compression];
+  if (spec.compression === 'gzip') return parallelGzip(src, level, threads);
+  if (spec.compression === 'zstd') return zstdCompress(src, level, threads);
+  return src;
+}
