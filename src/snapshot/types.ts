@@ -12,8 +12,24 @@ export interface Rootfs {
   release(): Promise<void>;
 }
 
+export type SnapshotterKind = 'overlay' | 'copy';
+
+/**
+ * Third argument of a createCommitted() fill: how to write whiteouts into `dir`.
+ * In 'overlay' mode `dir` becomes a lower dir of overlay mounts made with
+ * `userxattr`: a deleted path is a 0/0 character device and an opaque directory
+ * carries the xattr `opaqueXattr` = "y" (user.overlay.opaque, honoured both as
+ * root and inside a user namespace). In 'copy' mode `dir` already holds the
+ * parent's files: whiteouts delete from it.
+ */
+export interface FillInfo {
+  opaqueXattr: string;
+}
+
 export interface Snapshotter {
-  readonly kind: 'overlay' | 'copy';
+  readonly kind: SnapshotterKind;
+  /** Why this kind was chosen (e.g. why overlay was not usable); for `kiln doctor` and --debug output. */
+  readonly reason?: string;
   /** True when a committed snapshot with this id exists. */
   exists(id: string): Promise<boolean>;
   /**
@@ -21,13 +37,36 @@ export interface Snapshotter {
    * empty (overlay) or parent-copied (copy) directory — used to extract a layer
    * (id = chain id). Idempotent and safe when two processes race.
    */
-  createCommitted(id: string, parent: string | undefined, fill: (dir: string, mode: 'overlay' | 'copy') => Promise<void>): Promise<void>;
+  createCommitted(
+    id: string,
+    parent: string | undefined,
+    fill: (dir: string, mode: 'overlay' | 'copy', info: FillInfo) => Promise<void>,
+  ): Promise<void>;
   /** A writable rootfs on top of committed `parent` (undefined: empty). */
   prepare(key: string, parent: string | undefined): Promise<Rootfs>;
-  /** What changed in active snapshot `key` against its parent, and where to read the new state from. */
+  /**
+   * What changed in active snapshot `key` against its parent, and where to read the new state from.
+   * Changes are sorted by path (byte order), at most one per path. A 'delete' names the topmost
+   * deleted path only; an `opaque` directory hides everything below it in the parent (its new
+   * children are listed as 'add'). 'add' vs 'modify' tells whether the path existed in the parent.
+   * `root` may hold overlay-private xattrs (user.overlay.*, trusted.overlay.*): a layer writer must
+   * not copy those into tar headers. Valid until commit/remove of `key`.
+   */
   changes(key: string): Promise<{ root: string; changes: Change[] }>;
-  /** Turn active `key` into committed `id`. The rootfs is released first. */
+  /** Turn active `key` into committed `id`. The rootfs is released first. Idempotent if `id` already exists (ours is discarded). */
   commit(key: string, id: string): Promise<void>;
-  /** Drop an active or committed snapshot. */
+  /** Drop an active or committed snapshot. A committed one that is still a parent of another refuses (SNAPSHOT_IN_USE). */
   remove(keyOrId: string): Promise<void>;
+}
+
+export interface CreateSnapshotterOptions {
+  /** kiln's state directory ($KILN_ROOT); snapshots live in `<root>/snapshots/<kind>/`. */
+  root: string;
+  /** 'auto' (default) picks overlay when a real test mount works, else copy. */
+  kind?: 'auto' | SnapshotterKind;
+  /**
+   * Overlay only: chains deeper than this are mounted over a flattened copy of their lower part
+   * (default 128; the kernel allows 500 lower dirs and one page of mount options).
+   */
+  maxLowers?: number;
 }

@@ -1,0 +1,7 @@
+export type { CreateSnapshotterOptions, FillInfo, Rootfs, Snapshotter, SnapshotterKind } from './types.js';
+export { createSnapshotter } from './create-snapshotter.js';
+export { OverlaySnapshotter, DEFAULT_MAX_LOWERS } from './overlay-snapshotter.js';
+export { CopySnapshotter } from './copy-snapshotter.js';
+export { overlaySupport, overlaySupported, type OverlaySupport } from './overlay-support.js';
+export { OPAQUE_XATTR } from './opaque-xattr.js';
+export { mountPoints } from './overlay-mount.js';

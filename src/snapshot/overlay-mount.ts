@@ -1,0 +1,102 @@
+import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { HostError, KilnError } from '../errors.js';
+import { runTool } from './run-tool.js';
+
+/**
+ * Overlay mounts through the `mount` binary. Every mount uses `userxattr` (overlay's private
+ * xattrs live in user.overlay.*, which works as real root and inside a user namespace alike, so
+ * extracted layers are valid in both), `redirect_dir=nofollow` and `metacopy=off` (the upper
+ * dir then always holds whole files: it *is* the diff) and `index=off`.
+ *
+ * Paths in the options are relative to `cwd` (the snapshotter's root), which keeps long lower
+ * chains inside the kernel's one-page limit on mount data.
+ */
+export const OVERLAY_FEATURES = 'userxattr,redirect_dir=nofollow,metacopy=off,index=off';
+/** The kernel copies at most one page of mount data, NUL included. */
+export const MOUNT_DATA_MAX = 4095;
+
+export interface OverlayMountSpec {
+  /** Directory the relative paths below are resolved from. */
+  cwd: string;
+  /** Lower dirs, topmost first; no ':' or ',' in them. */
+  lowers: string[];
+  /** Upper and work dir; both absent for a read-only mount (then ≥ 2 lowers). */
+  upper?: string;
+  work?: string;
+  /** Absolute mount point. */
+  target: string;
+}
+
+export function overlayOptions(spec: Omit<OverlayMountSpec, 'target' | 'cwd'>): string {
+  for (const p of [...spec.lowers, spec.upper ?? '', spec.work ?? '']) {
+    if (/[,:\\]/.test(p)) throw new KilnError('SNAPSHOT_BAD_PATH', `Cannot mount overlay: path "${p}" contains ',', ':' or '\\'`);
+  }
+  let opts = `lowerdir=${spec.lowers.join(':')}`;
+  if (spec.upper) opts += `,upperdir=${spec.upper},workdir=${spec.work}`;
+  return `${opts},${OVERLAY_FEATURES}`;
+}
+
+const live = new Set<string>();
+let exitHookInstalled = false;
+
+/** Lazily unmount whatever this process still has mounted when it exits (crash, abort, forgotten release). */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const target of live) spawnSync('umount', ['-l', target], { stdio: 'ignore', timeout: 5000 });
+    live.clear();
+  });
+}
+
+export async function mountOverlay(spec: OverlayMountSpec): Promise<void> {
+  const opts = overlayOptions(spec);
+  if (opts.length > MOUNT_DATA_MAX) {
+    throw new KilnError('SNAPSHOT_CHAIN_TOO_LONG', `Cannot mount overlay on "${spec.target}": ${opts.length} bytes of options exceed one page`);
+  }
+  installExitHook();
+  try {
+    await runTool(['mount', '-t', 'overlay', 'overlay', '-o', opts, spec.target], { cwd: spec.cwd, timeoutMs: 30_000 });
+  } catch (err) {
+    throw new HostError(`Cannot mount overlay on "${spec.target}"`, {
+      code: 'OVERLAY_MOUNT_FAILED',
+      cause: err,
+      hint: 'Run kiln as root or in a user+mount namespace, or use the copy snapshotter (KILN_SNAPSHOTTER=copy).',
+    });
+  }
+  live.add(spec.target);
+}
+
+/** Unmount `target` if it is mounted: plain umount, lazy (-l) when busy. Idempotent. */
+export async function unmount(target: string): Promise<void> {
+  try {
+    await runTool(['umount', target], { timeoutMs: 30_000 });
+  } catch {
+    if (await isMounted(target)) {
+      try {
+        await runTool(['umount', '-l', target], { timeoutMs: 30_000 });
+      } catch (err) {
+        if (await isMounted(target)) throw new KilnError('SNAPSHOT_UMOUNT_FAILED', `Cannot unmount "${target}"`, { cause: err });
+      }
+    }
+  }
+  live.delete(target);
+}
+
+function unescapeMountinfo(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Mount points of this process's mount namespace (from /proc/self/mountinfo). */
+export async function mountPoints(): Promise<string[]> {
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => unescapeMountinfo(line.split(' ')[4] ?? ''));
+}
+
+export async function isMounted(target: string): Promise<boolean> {
+  return (await mountPoints()).includes(target);
+}
