@@ -7,6 +7,7 @@
  *   const ref = await pushBusybox(reg);                   // "127.0.0.1:PORT/busybox:latest"
  *   await pushFixture(reg.host, 'busybox', { repo: 'library/bb', tag: '1' });
  *   await pushLayout(reg.host, someLayoutDir, 'name:tag'); // any OCI layout (tag "latest" inside)
+ *   await writeOciLayout(dir, { layers: [{ entries: [...] }], config: { Cmd: ['sh'] } });  // custom images
  *
  * Pushing uses `skopeo copy --dest-tls-verify=false oci:DIR:latest docker://HOST/REPO:TAG`
  * (an independent client), with a 120 s timeout. `format: 'v2s2'` makes skopeo convert to a
@@ -18,6 +19,10 @@ import { ensureBusyboxLayout } from '../../scripts/fixtures/busybox.js';
 import type { TestRegistry } from './registry.js';
 
 export { ensureBusyboxLayout };
+/** Debian rootfs images from mmdebstrap (slow: benchmarks, not the normal suite). */
+export { ensureDebianLayout } from '../../scripts/fixtures/debian.js';
+/** Write your own small OCI layout (independent of kiln's code), then pushLayout() it. */
+export { writeOciLayout, entriesToTar, type TarEntrySpec, type ImageSpec } from '../../scripts/fixtures/oci-layout-writer.js';
 export { BUSYBOX_PATH_ENV, PASSWD as BUSYBOX_PASSWD, GROUP as BUSYBOX_GROUP, busyboxApplets } from '../../scripts/fixtures/busybox.js';
 
 const run = promisify(execFile);
