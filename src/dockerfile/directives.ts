@@ -5,6 +5,7 @@
  * `{"syntax": "…"}` making up the whole text.
  */
 import { decodeDockerfile } from './parser.js';
+import { matchDirectiveLine } from './text.js';
 
 export interface DetectedDirective {
   /** The first word of the value (the frontend reference for `syntax`). */
@@ -18,18 +19,16 @@ export interface DetectedDirective {
 const KNOWN = new Set(['syntax', 'escape', 'check']);
 
 function scanDirectives(lines: string[], firstLine: number, prefix: '#' | '//'): Map<string, { value: string; line: number }> {
-  const p = prefix === '#' ? '#' : '\\/\\/';
-  const re = new RegExp(`^${p}[\\t\\n\\f\\r ]*([a-zA-Z][a-zA-Z0-9]*)[\\t\\n\\f\\r ]*=[\\t\\n\\f\\r ]*([^\\n]+?)[\\t\\n\\f\\r ]*$`);
   const found = new Map<string, { value: string; line: number }>();
   let lineNo = firstLine;
   for (const line of lines) {
     lineNo++;
-    const m = re.exec(line);
+    const m = matchDirectiveLine(line, prefix);
     if (!m) break;
-    const key = m[1]!.toLowerCase();
+    const key = m.name.toLowerCase();
     if (!KNOWN.has(key)) break;
     if (found.has(key)) break; // a repeated directive is an error upstream: nothing more is read
-    found.set(key, { value: m[2]!, line: lineNo });
+    found.set(key, { value: m.value, line: lineNo });
   }
   return found;
 }

@@ -7,11 +7,19 @@ import type { DockerfileNode, ParseResult } from './parser.js';
 import { goQuote, trimSpace } from './text.js';
 
 export function dumpNode(node: DockerfileNode): string {
-  let s = node.keyword.toLowerCase();
-  if (node.flags.length > 0) s += ' [' + node.flags.map(goQuote).join(' ') + ']';
-  if (node.onbuild) s += ' (' + dumpNode(node.onbuild) + ')';
-  for (const a of node.args) s += ' ' + goQuote(a);
-  return trimSpace(s);
+  // ONBUILD chains can nest thousands deep: build the text from the innermost node outwards.
+  const chain: DockerfileNode[] = [];
+  for (let n: DockerfileNode | undefined = node; n; n = n.onbuild) chain.push(n);
+  let inner = '';
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const n = chain[i]!;
+    let s = n.keyword.toLowerCase();
+    if (n.flags.length > 0) s += ' [' + n.flags.map(goQuote).join(' ') + ']';
+    if (n.onbuild) s += ' (' + inner + ')';
+    for (const a of n.args) s += ' ' + goQuote(a);
+    inner = trimSpace(s);
+  }
+  return inner;
 }
 
 /** The whole tree, newline-terminated (BuildKit's `Dump() + "\n"`). */

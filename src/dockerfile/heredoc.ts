@@ -48,7 +48,13 @@ class WordLexer {
   }
 
   words(): string[] {
-    return this.processStopOn(undefined, this.opts.rawEscapes)[1];
+    try {
+      return this.processStopOn(undefined, this.opts.rawEscapes)[1];
+    } catch (e) {
+      // `${a:-${b:-…` nests by recursion; absurd depth is a lexing failure, not a crash.
+      if (e instanceof RangeError) throw new HeredocSyntaxError('variable references nested too deeply');
+      throw e;
+    }
   }
 
   private peek(): string | undefined {

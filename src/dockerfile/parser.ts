@@ -11,7 +11,7 @@
 import { DockerfileError, type SourceRange } from '../errors.js';
 import { type Heredoc, HeredocSyntaxError, heredocsFromLine } from './heredoc.js';
 import { decodeJsonArray } from './json-array.js';
-import { RE_WHITESPACE, isSpace, splitN, trimLeftSpace, trimSpace } from './text.js';
+import { RE_WHITESPACE, isSpace, matchDirectiveLine, splitN, trimLeftSpace, trimSpace } from './text.js';
 
 export type { Heredoc } from './heredoc.js';
 
@@ -74,7 +74,6 @@ export interface ParseOptions {
 export const MAX_LINE_BYTES = 65535;
 
 const DIRECTIVE_NAMES = new Set(['syntax', 'escape', 'check']);
-const RE_DIRECTIVE = /^#[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*([^\n]+?)[\t\n\f\r ]*$/;
 
 /** The parser-directive state: escape token and the leading directive block. */
 class Directives {
@@ -87,15 +86,15 @@ class Directives {
   /** Look at one (trimmed) line for a directive; ends the block at the first non-directive. */
   inspect(line: string, lineNo: number): void {
     if (this.done) return;
-    const m = RE_DIRECTIVE.exec(line);
-    const key = m?.[1]!.toLowerCase();
+    const m = matchDirectiveLine(line, '#');
+    const key = m?.name.toLowerCase();
     if (!m || !DIRECTIVE_NAMES.has(key!)) {
       this.done = true;
       return;
     }
     if (this.seen.has(key!)) throw new Error(`only one ${key} parser directive can be used`);
     this.seen.add(key!);
-    const value = m[2]!;
+    const value = m.value;
     if (key === 'escape') {
       if (value !== '`' && value !== '\\') throw new Error(`invalid escape token '${value}' does not match \` or \\`);
       this.escapeToken = value;

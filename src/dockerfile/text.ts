@@ -85,3 +85,33 @@ function isGoPrintable(ch: string, c: number): boolean {
   if (c === 0x20) return true;
   return !NOT_PRINTABLE.test(ch);
 }
+
+const GO_SPACE = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d;
+
+/**
+ * Match a parser-directive line `<prefix> name = value` as BuildKit's
+ * `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$` does, in linear time
+ * (the regex backtracks quadratically on long runs of spaces).
+ */
+export function matchDirectiveLine(line: string, prefix: string): { name: string; value: string } | undefined {
+  if (!line.startsWith(prefix) || line.includes('\n')) return undefined;
+  let i = prefix.length;
+  while (i < line.length && GO_SPACE(line.charCodeAt(i))) i++;
+  const m = /^[a-zA-Z][a-zA-Z0-9]*/.exec(line.slice(i, i + 256));
+  if (!m) return undefined;
+  const name = m[0];
+  i += name.length;
+  if (name.length === 256) while (i < line.length && /[a-zA-Z0-9]/.test(line[i]!)) i++;
+  const nameEnd = i;
+  while (i < line.length && GO_SPACE(line.charCodeAt(i))) i++;
+  if (line[i] !== '=') return undefined;
+  i++;
+  const afterEq = i;
+  while (i < line.length && GO_SPACE(line.charCodeAt(i))) i++;
+  let end = line.length;
+  while (end > i && GO_SPACE(line.charCodeAt(end - 1))) end--;
+  if (end > i) return { name: line.slice(prefix.length, nameEnd).replace(/^[\t\n\f\r ]+/, ''), value: line.slice(i, end) };
+  // only spaces after "=": the regex gives the last one back to the value
+  if (line.length > afterEq) return { name: line.slice(prefix.length, nameEnd).replace(/^[\t\n\f\r ]+/, ''), value: line[line.length - 1]! };
+  return undefined;
+}
