@@ -42,6 +42,7 @@ export class Authenticator {
   readonly host: string;
   private challenge: AuthChallenge | undefined;
   private readonly tokens = new Map<string, TokenResponse>();
+  private readonly pending = new Map<string, Promise<TokenResponse>>();
   private credentials: Credentials | undefined;
   private credentialsLoaded = false;
 
@@ -94,7 +95,13 @@ export class Authenticator {
     const key = mergeScopes(scopes, []).join(' ');
     const cached = this.tokens.get(key);
     if (cached && cached.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return `Bearer ${cached.token}`;
-    const tok = await this.fetchToken(mergeScopes(scopes, []), creds, signal);
+    // Concurrent requests for the same scopes share one token request.
+    let pending = this.pending.get(key);
+    if (!pending) {
+      pending = this.fetchToken(mergeScopes(scopes, []), creds, signal).finally(() => this.pending.delete(key));
+      this.pending.set(key, pending);
+    }
+    const tok = await pending;
     this.tokens.set(key, tok);
     return `Bearer ${tok.token}`;
   }
