@@ -342,8 +342,7 @@ class ShellWord {
         }
         const [value, set] = this.getEnv(name);
         if (this.opts.skipUnsetEnv && !set) return `\${${name}/${pattern}/${replacement}}`;
-        const re = patternRegExp(pattern, true, false);
-        return replaceAll ? goReplaceAll(value, re, replacement) : goReplaceFirst(value, re, replacement);
+        return replaceGlob(value, pattern, replacement, replaceAll);
       }
       default:
         throw new Failure(`unsupported modifier (${chs}) in substitution`);
@@ -367,44 +366,102 @@ class ShellWord {
   }
 }
 
-/**
- * A ${…} glob (`*` any run, `?` one character, `\` escapes * ? \, and drops itself before } and /)
- * as a regular expression; every other character is literal. Bracket expressions are not supported.
- */
-function patternRegExp(pattern: string, greedy: boolean, anchored: boolean): RegExp {
-  const cps = Array.from(pattern);
-  let out = anchored ? '^' : '';
-  for (let i = 0; i < cps.length; i++) {
-    let tok = cps[i]!;
-    if (tok === '*') {
-      out += greedy ? '[^\\n]*' : '[^\\n]*?';
-      continue;
-    }
-    if (tok === '?') {
-      out += '[^\\n]';
-      continue;
-    }
-    if (tok === '\\') {
+// ---- ${…} globs: `*` any run, `?` one character, `\` escapes * ? \ (and drops itself before
+// } and /); everything else is literal; no bracket expressions. `*` and `?` do not match a
+// newline (as Go's `.` does not). Matching is a position-set simulation, linear in
+// pattern × value, with the extents a backtracking regexp engine would pick:
+// shortest/longest anchored prefix, and leftmost-then-longest for replacement.
+
+const STAR = -1;
+const ANY = -2;
+const NL = 0x0a;
+
+/** Parse a glob into atoms: STAR, ANY or a literal code point. */
+function parseGlob(pattern: string): number[] {
+  const cps = Array.from(pattern, CP);
+  const atoms: number[] = [];
+  for (let i = cps[0] === 0xfeff ? 1 : 0; i < cps.length; i++) {
+    const tok = cps[i]!;
+    if (tok === 0x2a) atoms.push(STAR);
+    else if (tok === 0x3f) atoms.push(ANY);
+    else if (tok === 0x5c) {
       const nx = cps[i + 1];
-      if (nx === '}' || nx === '/') continue;
+      if (nx === 0x7d || nx === 0x2f) continue;
       i++;
-      tok = cps[i] ?? '';
-      if (tok !== '*' && tok !== '?' && tok !== '\\') {
-        throw new Failure(`invalid pattern (${pattern}) in substitution: invalid escape '\\${tok}'`);
+      if (nx !== 0x2a && nx !== 0x3f && nx !== 0x5c) {
+        throw new Failure(`invalid pattern (${pattern}) in substitution: invalid escape '\\${nx === undefined ? '\ufffd' : chr(nx)}'`);
       }
-      out += `\\${tok}`;
-      continue;
-    }
-    out += /[[\]{}.+()|^$/]/.test(tok) ? `\\${tok}` : tok;
+      atoms.push(nx);
+    } else atoms.push(tok);
   }
-  return new RegExp(out, 'gu');
+  return atoms;
+}
+
+const INF = Number.POSITIVE_INFINITY;
+
+/** String.fromCodePoint over an array of any length. */
+function fromCps(cps: number[]): string {
+  let out = '';
+  for (let i = 0; i < cps.length; i += 8192) out += String.fromCodePoint(...cps.slice(i, i + 8192));
+  return out;
+}
+
+/** Let STAR atoms match nothing: a thread in front of a STAR is also behind it. */
+function closure(atoms: number[], starts: number[]): void {
+  for (let i = 0; i < atoms.length; i++) if (atoms[i] === STAR && starts[i]! < starts[i + 1]!) starts[i + 1] = starts[i]!;
+}
+
+/** Advance every thread over one code point. */
+function step(atoms: number[], starts: number[], c: number): number[] {
+  const next = new Array<number>(atoms.length + 1).fill(INF);
+  for (let i = 0; i < atoms.length; i++) {
+    const s = starts[i]!;
+    if (s === INF) continue;
+    const a = atoms[i]!;
+    if (a === STAR) {
+      if (c !== NL && s < next[i]!) next[i] = s;
+    } else if (a === ANY ? c !== NL : a === c) {
+      if (s < next[i + 1]!) next[i + 1] = s;
+    }
+  }
+  return next;
+}
+
+/** End offsets at which the glob matches value[from:end], shortest or longest; undefined if none. */
+function anchoredMatchEnd(atoms: number[], value: number[], from: number, longest: boolean): number | undefined {
+  let starts = new Array<number>(atoms.length + 1).fill(INF);
+  starts[0] = from;
+  let found: number | undefined;
+  for (let pos = from; ; pos++) {
+    closure(atoms, starts);
+    if (starts[atoms.length] !== INF) {
+      found = pos;
+      if (!longest) return found;
+    }
+    if (pos === value.length || starts.every((x) => x === INF)) return found;
+    starts = step(atoms, starts, value[pos]!);
+  }
+}
+
+/** The leftmost match at or after `from`, longest at that start: [start, end] or undefined. */
+function leftmostLongest(atoms: number[], value: number[], from: number): [number, number] | undefined {
+  let starts = new Array<number>(atoms.length + 1).fill(INF);
+  let best: [number, number] | undefined;
+  for (let pos = from; ; pos++) {
+    if (!best && pos < starts[0]!) starts[0] = pos;
+    closure(atoms, starts);
+    const s = starts[atoms.length]!;
+    if (s !== INF && (!best || s < best[0] || (s === best[0] && pos > best[1]))) best = [s, pos];
+    if (best) for (let i = 0; i < starts.length; i++) if (starts[i]! > best[0]) starts[i] = INF;
+    if (pos === value.length || (best && starts.every((x) => x === INF))) return best;
+    starts = step(atoms, starts, value[pos]!);
+  }
 }
 
 function trimPrefix(pattern: string, value: string, greedy: boolean): string {
-  const re = patternRegExp(pattern, greedy, true);
-  re.lastIndex = 0;
-  const m = re.exec(value);
-  return m ? value.slice(m.index + m[0].length) : value;
+  const cps = Array.from(value, CP);
+  const end = anchoredMatchEnd(parseGlob(pattern), cps, 0, greedy);
+  return end === undefined ? value : fromCps(cps.slice(end));
 }
 
 /** Reverse a glob, keeping each escape before the character it escapes. */
@@ -429,7 +486,7 @@ function reversePattern(pattern: string): string {
 
 const reverseString = (s: string) => Array.from(s).reverse().join('');
 
-/** Shortest/longest rightmost match = leftmost match on the reversed pattern and value. */
+/** Shortest/longest rightmost match = shortest/longest leftmost match on the reversed pattern and value. */
 function trimSuffix(pattern: string, value: string, greedy: boolean): string {
   return reverseString(trimPrefix(reversePattern(pattern), reverseString(value), greedy));
 }
@@ -448,58 +505,36 @@ function expandTemplate(template: string, match: string): string {
       i++;
       continue;
     }
-    let name: string | undefined;
-    let end = i;
-    if (template[i + 1] === '{') {
-      const m = /^\{([A-Za-z0-9_]+)\}/.exec(template.slice(i + 1));
-      if (m) {
-        name = m[1];
-        end = i + m[0].length;
-      }
-    } else {
-      const m = /^[A-Za-z0-9_]+/.exec(template.slice(i + 1));
-      if (m) {
-        name = m[0];
-        end = i + m[0].length;
-      }
-    }
-    if (name === undefined) {
+    const m = template[i + 1] === '{' ? /^\{([A-Za-z0-9_]+)\}/.exec(template.slice(i + 1)) : /^([A-Za-z0-9_]+)/.exec(template.slice(i + 1));
+    if (!m) {
       out += '$';
       continue;
     }
-    if (/^[0-9]+$/.test(name) && Number(name) === 0) out += match;
-    i = end;
+    if (/^[0-9]+$/.test(m[1]!) && Number(m[1]) === 0) out += match;
+    i += m[0].length;
   }
   return out;
 }
 
-function goReplaceFirst(value: string, re: RegExp, replacement: string): string {
-  re.lastIndex = 0;
-  const m = re.exec(value);
-  if (!m) return value;
-  return value.slice(0, m.index) + expandTemplate(replacement, m[0]) + value.slice(m.index + m[0].length);
-}
-
-/** Go's ReplaceAllString: non-overlapping matches; an empty match right after a match is skipped. */
-function goReplaceAll(value: string, re: RegExp, replacement: string): string {
+/** ${v/p/r} and ${v//p/r}: Go's ReplaceAllString rules (an empty match right after a match is skipped). */
+function replaceGlob(value: string, pattern: string, replacement: string, all: boolean): string {
+  const atoms = parseGlob(pattern);
+  const cps = Array.from(value, CP);
+  const text = (a: number, b: number) => fromCps(cps.slice(a, b));
   let out = '';
   let lastEnd = 0;
   let search = 0;
-  while (search <= value.length) {
-    re.lastIndex = search;
-    const m = re.exec(value);
+  while (search <= cps.length) {
+    const m = leftmostLongest(atoms, cps, search);
     if (!m) break;
-    const start = m.index;
-    const end = start + m[0].length;
-    out += value.slice(lastEnd, start);
-    if (end > lastEnd || start === 0) out += expandTemplate(replacement, m[0]);
+    const [start, end] = m;
+    out += text(lastEnd, start);
+    if (end > lastEnd || start === 0) out += expandTemplate(replacement, text(start, end));
     lastEnd = end;
-    const width = search < value.length ? (value.codePointAt(search)! > 0xffff ? 2 : 1) : 0;
-    if (search + width > end) search += width;
-    else if (search + 1 > end) search++;
-    else search = end;
+    if (!all) break;
+    search = end > search ? end : search + 1;
   }
-  return out + value.slice(lastEnd);
+  return out + text(lastEnd, cps.length);
 }
 
 /** A configured lexer (escape character and modes); reusable across words. */

@@ -75,4 +75,40 @@ test('matched/unmatched sets include lookups inside defaults', () => {
   assert.equal([...r.unmatched].sort(), ['A', 'C', 'D']);
 });
 
+
+// Differential check: the linear glob matcher picks the same extents as a backtracking regexp
+// engine (what BuildKit uses: Go regexp, leftmost-first) on random small globs and values.
+test('glob extents equal leftmost-first regexp extents (random, seed 20261123)', () => {
+  let seed = 20261123;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const alphabet = ['a', 'b', '/', '*', '?'];
+  const toRegex = (glob: string, greedy: boolean) =>
+    glob.replace(/\\\\|\\\*|\\\?|[*?]|[^*?\\]/g, (t) => (t === '*' ? (greedy ? '[^\\n]*' : '[^\\n]*?') : t === '?' ? '[^\\n]' : t.length === 2 ? t : t.replace(/[/.*+?^${}()|[\]\\]/g, '\\$&')));
+  for (let n = 0; n < 3000; n++) {
+    const glob = Array.from({ length: 1 + rnd(5) }, () => alphabet[rnd(alphabet.length)]).join('');
+    const value = Array.from({ length: rnd(8) }, () => 'ab/x'[rnd(4)]).join('');
+    const env = { V: value, P: glob };
+    for (const [op, greedy] of [['#', false], ['##', true], ['%', false], ['%%', true]] as const) {
+      const got = processWord(`\${V${op}$P}`, env);
+      let want = value;
+      if (op.startsWith('#')) {
+        const m = new RegExp('^' + toRegex(glob, greedy)).exec(value);
+        if (m) want = value.slice(m[0].length);
+      } else {
+        const rev = [...glob].reverse().join('');
+        const m = new RegExp('^' + toRegex(rev, greedy)).exec([...value].reverse().join(''));
+        if (m) want = value.slice(0, value.length - m[0].length);
+      }
+      assert.is(got, want, `\${V${op}P} V=${value} P=${glob}`);
+    }
+    const re = new RegExp(toRegex(glob, true));
+    const m = re.exec(value);
+    const first = m ? value.slice(0, m.index) + 'R' + value.slice(m.index + m[0].length) : value;
+    assert.is(processWord('${V/$P/R}', env), first, `\${V/P/R} V=${value} P=${glob}`);
+  }
+});
+
 test.run();
