@@ -26,6 +26,8 @@ export interface MountContext {
   sshAuthSock?: string;
   /** The step's rootfs (for uid/gid lookups). */
   rootfs: string;
+  /** Expands ARG/ENV references in mount values. */
+  expand(word: string): string;
 }
 
 /**

@@ -489,6 +489,7 @@ export class StageBuilder {
         secrets: this.shared.secrets,
         sshAuthSock: process.env.SSH_AUTH_SOCK,
         rootfs,
+        expand: (w) => this.expand(w, ins).value,
       });
       try {
         const exec = await rt.executor();

@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import { buildCommand } from './build.js';
 import { debugCommand } from './debug.js';
 import { imagesCommand } from './images.js';
 import { inspectCommand } from './inspect.js';
@@ -15,4 +16,4 @@ import { tagCommand } from './tag.js';
  * Every top-level command, in help order. Each lives in its own file in this
  * folder; add yours with one import and one entry.
  */
-export const COMMANDS: Command[] = [debugCommand, pullCommand, pushCommand, imagesCommand, tagCommand, rmiCommand, inspectCommand, pruneCommand, storeCommand, loginCommand, logoutCommand];
+export const COMMANDS: Command[] = [buildCommand, debugCommand, pullCommand, pushCommand, imagesCommand, tagCommand, rmiCommand, inspectCommand, pruneCommand, storeCommand, loginCommand, logoutCommand];

@@ -1,0 +1,100 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmod, chown, lstat, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import { promisify } from 'node:util';
+import { parseMountSpec } from '../dockerfile/mount.js';
+import { KilnError } from '../errors.js';
+import type { MountSpec } from '../sandbox/types.js';
+import { resolveInRoot } from '../util/safe-path.js';
+import type { MountContext } from './runtime.js';
+
+const run = promisify(execFile);
+
+/**
+ * RUN --mount values → sandbox mount specs. bind (context, stage or image;
+ * read-only unless rw, and rw writes go to a throw-away copy), cache (kept
+ * under $KILN_ROOT/cache/mounts, default id = target, uid/gid/mode on
+ * creation), tmpfs (size), secret (file on tmpfs, from --secret). ssh and
+ * secret env= are refused until the sandbox can pass them.
+ */
+export async function runMounts(specs: string[], ctx: MountContext): Promise<{ mounts: MountSpec[]; release(): Promise<void> }> {
+  const mounts: MountSpec[] = [];
+  const temps: string[] = [];
+  const release = async () => {
+    for (const t of temps) await rm(t, { recursive: true, force: true }).catch(() => undefined);
+  };
+  try {
+    for (const raw of specs) {
+      let m;
+      try {
+        m = parseMountSpec(raw, ctx.expand);
+      } catch (err) {
+        throw new KilnError('MOUNT_INVALID', `Invalid RUN --mount "${raw}": ${(err as Error).message}`, { cause: err });
+      }
+      const target = m.target ? posix.resolve('/', m.target) : undefined;
+      switch (m.type) {
+        case 'bind': {
+          const root = m.from !== undefined ? await ctx.rootfsOf(m.from) : ctx.contextDir;
+          let source = await resolveInRoot(root, m.source ?? '.', true);
+          try {
+            await lstat(source);
+          } catch {
+            throw new KilnError('MOUNT_SOURCE', `Cannot mount "${m.source ?? '.'}" at "${target}": not found in ${m.from !== undefined ? `"${m.from}"` : 'the build context'}`);
+          }
+          if (!m.readOnly) {
+            const tmp = await mkdtemp(join(tmpdir(), 'kiln-bindrw-'));
+            temps.push(tmp);
+            await run('cp', ['-a', '--', source, join(tmp, 'src')], { timeout: 600_000 });
+            source = join(tmp, 'src');
+          }
+          mounts.push({ type: 'bind', source, target: target!, readonly: m.readOnly });
+          break;
+        }
+        case 'cache': {
+          const id = m.id ?? target!;
+          const dir = join(ctx.cacheRoot, createHash('sha256').update(id).digest('hex').slice(0, 32));
+          let created = false;
+          try {
+            await stat(dir);
+          } catch {
+            await mkdir(dir, { recursive: true });
+            created = true;
+          }
+          if (created) {
+            if (m.from !== undefined) {
+              const root = await ctx.rootfsOf(m.from);
+              const src = await resolveInRoot(root, m.source ?? '.', true);
+              await run('cp', ['-a', '--', `${src}/.`, dir], { timeout: 600_000 });
+            }
+            await chmod(dir, m.mode ?? 0o755);
+            await chown(dir, m.uid ?? 0, m.gid ?? 0);
+          }
+          mounts.push({ type: 'bind', source: dir, target: target!, readonly: m.readOnly });
+          break;
+        }
+        case 'tmpfs':
+          mounts.push(m.sizeLimit !== undefined ? { type: 'tmpfs', target: target!, sizeBytes: m.sizeLimit } : { type: 'tmpfs', target: target! });
+          break;
+        case 'secret': {
+          if (m.env !== undefined) throw new KilnError('MOUNT_UNSUPPORTED', `RUN --mount=type=secret,env=${m.env} is not supported by kiln yet`, { hint: 'Mount the secret as a file (target=…) instead.' });
+          const id = m.id ?? posix.basename(m.target ?? m.source ?? '');
+          const value = ctx.secrets.get(id);
+          if (value === undefined) {
+            if (m.required) throw new KilnError('SECRET_MISSING', `secret ${id} not found`, { hint: `Pass it with --secret id=${id},src=FILE.` });
+            break;
+          }
+          mounts.push({ type: 'file', target: target ?? `/run/secrets/${id}`, content: value, mode: m.mode ?? 0o400 });
+          break;
+        }
+        case 'ssh':
+          throw new KilnError('MOUNT_UNSUPPORTED', 'RUN --mount=type=ssh is not supported by kiln yet', { hint: 'Use a secret mount for keys, or clone in a stage with network access.' });
+      }
+    }
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { mounts, release };
+}

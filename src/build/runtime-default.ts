@@ -1,0 +1,109 @@
+import { join } from 'node:path';
+import type { ContentStore } from '../content/types.js';
+import { HostError, KilnError } from '../errors.js';
+import { readImage } from '../image/stored-image.js';
+import { applyLayer } from '../layer/apply.js';
+import { writeLayer } from '../layer/write-layer.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { Digest } from '../oci/digest.js';
+import type { ImageConfig } from '../oci/manifest.js';
+import { formatPlatform, type Platform } from '../oci/platform.js';
+import { openRegistryClient, pullImage } from '../registry/index.js';
+import type { RegistryClient } from '../registry/registry-client.js';
+import type { Executor, Isolation } from '../sandbox/types.js';
+import { resolveUser } from '../sandbox/user.js';
+import type { Snapshotter } from '../snapshot/types.js';
+import { runMounts } from './run-mounts.js';
+import type { BuildRuntime, ResolvedImage } from './runtime.js';
+
+export interface DefaultRuntimeOptions {
+  store: ContentStore;
+  kilnRoot: string;
+  isolation?: Isolation;
+  insecureRegistries?: string[];
+  onInfo?: (message: string) => void;
+}
+
+/** The runtime with kiln's real modules: OCI-layout store, registry client, overlay snapshots, bwrap. */
+export function defaultRuntime(opts: DefaultRuntimeOptions): BuildRuntime & { close(): Promise<void> } {
+  let client: Promise<RegistryClient> | undefined;
+  let snap: Promise<Snapshotter> | undefined;
+  let exec: Promise<Executor> | undefined;
+  const getClient = () => (client ??= openRegistryClient({ insecureRegistries: opts.insecureRegistries ?? [] }));
+
+  const fromStored = (ref: string, img: { descriptor: Descriptor; config: ImageConfig; layers: Descriptor[] }): ResolvedImage => {
+    const diffIds = img.config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== img.layers.length) {
+      throw new KilnError('IMAGE_INVALID', `Cannot use image "${ref}": its config lists ${diffIds.length} diff_ids for ${img.layers.length} layers`);
+    }
+    return {
+      ref,
+      manifestDigest: img.descriptor.digest,
+      config: img.config,
+      layers: img.layers.map((d, i) => ({ descriptor: d, diffId: diffIds[i]! as Digest })),
+    };
+  };
+
+  return {
+    store: opts.store,
+    writeLayer,
+    applyLayer,
+    snapshotter: () =>
+      (snap ??= (async () => {
+        const { OverlaySnapshotter } = await import('../snapshot/overlay-snapshotter.js');
+        const { overlaySupported } = await import('../snapshot/overlay-support.js');
+        const dir = join(opts.kilnRoot, 'snapshots');
+        if (!(await overlaySupported(opts.kilnRoot).catch(() => false))) {
+          throw new HostError('Cannot prepare a rootfs: overlayfs is not usable here and the copy snapshotter is not available yet', {
+            code: 'HOST_NO_OVERLAY',
+            hint: 'Run kiln as root or in a user namespace where overlay mounts are allowed.',
+          });
+        }
+        return OverlaySnapshotter.open(dir);
+      })()),
+    executor: () =>
+      (exec ??= (async () => {
+        const iso = opts.isolation ?? 'auto';
+        if (iso === 'auto' || iso === 'bwrap') {
+          const { BwrapExecutor } = await import('../sandbox/bwrap.js');
+          return new BwrapExecutor();
+        }
+        throw new HostError(`Cannot use --isolation ${iso}: only bwrap is available in this build`, { code: 'HOST_ISOLATION' });
+      })()),
+    async resolveImage(ref: string, platform: Platform, o: { pull: boolean; signal?: AbortSignal }): Promise<ResolvedImage> {
+      if (!o.pull) {
+        const tag = await opts.store.getTag(ref);
+        if (tag) {
+          try {
+            return fromStored(ref, await readImage(opts.store, tag, platform));
+          } catch (err) {
+            if (!(err instanceof KilnError)) throw err;
+            // Not usable locally (missing blob, other platform): pull it.
+          }
+        }
+      }
+      opts.onInfo?.(`pulling ${ref} (${formatPlatform(platform)})`);
+      const img = await pullImage(ref, { store: opts.store, client: await getClient(), platform, signal: o.signal });
+      return fromStored(ref, img);
+    },
+    resolveUser,
+    async resolveChown(rootfs: string, chown: string) {
+      const colon = chown.indexOf(':');
+      const user = colon === -1 ? chown : chown.slice(0, colon);
+      const group = colon === -1 ? undefined : chown.slice(colon + 1);
+      // BuildKit: a uid alone means uid:uid; a name alone takes the user's primary group.
+      if (group === undefined && /^[0-9]+$/.test(user)) return { uid: Number(user), gid: Number(user) };
+      if (group !== undefined && /^[0-9]+$/.test(user) && /^[0-9]+$/.test(group)) return { uid: Number(user), gid: Number(group) };
+      try {
+        const u = await resolveUser(rootfs, chown);
+        return { uid: u.uid, gid: u.gid };
+      } catch (err) {
+        throw new KilnError('CHOWN_INVALID', `unable to convert uid/gid chown string to host mapping: ${(err as Error).message}`, { cause: err });
+      }
+    },
+    runMounts,
+    async close() {
+      if (client) await (await client).close();
+    },
+  };
+}

@@ -1,0 +1,139 @@
+/** `build` of the Node API and `kiln build`: run the engine, then write the outputs. */
+import { resolve } from 'node:path';
+import type { Writable } from 'node:stream';
+import { buildImage } from '../build/build.js';
+import type { BuildEvent, SecretSpec } from '../build/types.js';
+import { UsageError } from '../errors.js';
+import { exportImage } from './export-image.js';
+import { type OutputSpec, parseOutputSpec } from './output-spec.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { Digest } from '../oci/digest.js';
+import { parsePlatform } from '../oci/platform.js';
+import type { Isolation } from '../sandbox/types.js';
+
+
+/** Options of `build`, mirroring `kiln build` flags. */
+export interface BuildOptions {
+  /** Context directory (default "."). */
+  context?: string;
+  /** Dockerfile path (default <context>/Dockerfile) … */
+  file?: string;
+  /** … or its text (`kiln build -` / `-f -`). */
+  dockerfileText?: string;
+  tags?: string[];
+  target?: string;
+  buildArgs?: Record<string, string>;
+  /** "linux/amd64" */
+  platform?: string;
+  noCache?: boolean;
+  noCacheFilter?: string[];
+  pull?: boolean;
+  jobs?: number;
+  isolation?: Isolation;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  /** Default true; false writes Docker schema2 media types. */
+  ociMediaTypes?: boolean;
+  /** "gzip", "zstd", "zstd,level=3", "uncompressed" */
+  compression?: string;
+  secrets?: SecretSpec[];
+  ssh?: string[];
+  buildContexts?: Record<string, string>;
+  /** -o values (CSV strings or parsed specs). */
+  outputs?: Array<string | OutputSpec>;
+  push?: boolean;
+  explain?: boolean;
+  insecureRegistries?: string[];
+  kilnRoot?: string;
+  onEvent?: (e: BuildEvent) => void;
+  signal?: AbortSignal;
+  /** Where `-o -` / `type=tar,dest=-` write. */
+  stdout?: Writable;
+}
+
+export interface BuildResult {
+  manifest: Descriptor;
+  config: Descriptor;
+  layers: Descriptor[];
+  /** Config digest, as `docker build` prints it. */
+  imageId: Digest;
+  /** Normalised names tagged locally / pushed. */
+  names: string[];
+  pushed: string[];
+  /** BuildKit's metadata-file keys. */
+  metadata: Record<string, unknown>;
+  warnings: string[];
+  stats: { steps: number; cached: number };
+}
+
+/** "gzip" | "zstd[,level=N]" | "uncompressed" → compression option. */
+export function parseCompressionFlag(v: string): { compression: 'gzip' | 'zstd' | 'none'; level?: number } {
+  const [name, ...rest] = v.split(',');
+  const c = name === 'uncompressed' ? 'none' : name;
+  if (c !== 'gzip' && c !== 'zstd' && c !== 'none') throw new UsageError(`Invalid --compression "${v}"`, { hint: 'Use gzip, zstd or uncompressed, optionally with ,level=N.' });
+  const out: { compression: 'gzip' | 'zstd' | 'none'; level?: number } = { compression: c };
+  for (const kv of rest) {
+    const m = /^level=(\d+)$/.exec(kv);
+    if (!m) throw new UsageError(`Invalid --compression "${v}": unknown option "${kv}"`);
+    out.level = Number(m[1]);
+  }
+  return out;
+}
+
+/** Build a Dockerfile and write the image to its outputs (default: tag it in the local store). */
+export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
+  const contextDir = resolve(opts.context ?? '.');
+  const dockerfile = opts.dockerfileText !== undefined ? { text: opts.dockerfileText, name: 'Dockerfile' } : { path: resolve(contextDir, opts.file ?? 'Dockerfile') };
+  if (opts.ssh?.length) throw new UsageError('--ssh is not supported by kiln yet', { hint: 'Use --secret for keys.' });
+  const outputs = (opts.outputs ?? []).map((o) => (typeof o === 'string' ? parseOutputSpec(o) : o));
+  const engine = await buildImage({
+    contextDir,
+    dockerfile,
+    ...(opts.target !== undefined ? { target: opts.target } : {}),
+    buildArgs: opts.buildArgs ?? {},
+    ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
+    noCache: opts.noCache === true,
+    noCacheFilter: opts.noCacheFilter ?? [],
+    pull: opts.pull === true,
+    ...(opts.jobs !== undefined ? { jobs: opts.jobs } : {}),
+    ...(opts.isolation ? { isolation: opts.isolation } : {}),
+    labels: opts.labels ?? {},
+    annotations: opts.annotations ?? {},
+    ociMediaTypes: opts.ociMediaTypes !== false,
+    ...(opts.compression ? { compression: parseCompressionFlag(opts.compression) } : {}),
+    secrets: opts.secrets ?? [],
+    buildContexts: opts.buildContexts ?? {},
+    explain: opts.explain === true,
+    ...(opts.insecureRegistries ? { insecureRegistries: opts.insecureRegistries } : {}),
+    ...(opts.kilnRoot ? { kilnRoot: opts.kilnRoot } : {}),
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  const image = { manifest: engine.manifest, config: engine.config, layers: engine.layers };
+  const exported = await exportImage({
+    store: engine.store,
+    image,
+    tags: opts.tags ?? [],
+    outputs,
+    push: opts.push === true,
+    ...(opts.insecureRegistries ? { insecureRegistries: opts.insecureRegistries } : {}),
+    ...(opts.stdout ? { stdout: opts.stdout } : {}),
+    onInfo: (m) => opts.onEvent?.({ type: 'info', message: m, time: Date.now() }),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  const metadata: Record<string, unknown> = {
+    'containerimage.digest': engine.manifest.digest,
+    'containerimage.config.digest': engine.config.digest,
+    'containerimage.descriptor': { mediaType: engine.manifest.mediaType, digest: engine.manifest.digest, size: engine.manifest.size },
+  };
+  if (exported.names.length) metadata['image.name'] = exported.names.join(',');
+  return {
+    ...image,
+    imageId: engine.imageId,
+    names: exported.names,
+    pushed: exported.pushed,
+    metadata,
+    warnings: engine.warnings,
+    stats: engine.stats,
+  };
+}
