@@ -44,6 +44,8 @@ export interface Command {
   flags: FlagSpec[];
   /** Subcommands (e.g. "debug parse", "store verify"). */
   subcommands?: Command[];
+  /** Run in kiln's build user namespace when rootless (see sandbox/userns.ts ensureBuildNamespace). */
+  needsNamespace?: boolean;
   run?(args: ParsedArgs, io: CommandIO): Promise<number>;
 }
 

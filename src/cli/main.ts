@@ -5,6 +5,7 @@ import { didYouMean } from '../util/suggest.js';
 import { type Command, type CommandIO, formatHelp, parseArgs } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { formatError } from './format-error.js';
+import { ensureBuildNamespace } from '../sandbox/userns.js';
 
 export function kilnVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -58,6 +59,7 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
       io.stdout.write(formatHelp(named));
       return cmd.run || args.flags.help ? 0 : cmd === ROOT && rest.length === 0 ? 0 : 2;
     }
+    if (cmd.needsNamespace) await ensureBuildNamespace(argv, { stderr: io.stderr });
     return await cmd.run(args, io);
   } catch (err) {
     io.stderr.write(formatError(err, (err as { sources?: Map<string, string> }).sources, debug));
