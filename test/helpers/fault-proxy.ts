@@ -4,7 +4,7 @@
  *   const proxy = await startFaultProxy(reg.url);
  *   proxy.addFault({ match: (m, p) => m === 'GET' && p.includes('/blobs/'), fault: 'reset', times: 1 });
  *   `${proxy.host}/busybox:latest`   // use in references (loopback: plain HTTP allowed)
- *   proxy.log                        // every request: method, path, fault applied, status
+ *   proxy.log                        // every request: method, path, fault applied, status, Range
  *   await proxy.stop();
  *
  * Faults (each applied to the first `times` matching requests, default 1):
@@ -30,7 +30,7 @@ export interface Fault {
 export interface FaultProxy {
   host: string;
   url: string;
-  log: Array<{ method: string; path: string; fault?: FaultKind; status: number }>;
+  log: Array<{ method: string; path: string; fault?: FaultKind; status: number; range?: string }>;
   addFault(f: Fault): void;
   clearFaults(): void;
   stop(): Promise<void>;
@@ -49,6 +49,7 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
     if (f) f.left--;
     const entry: FaultProxy['log'][number] = { method, path, status: 0 };
     if (f) entry.fault = f.fault;
+    if (typeof req.headers.range === 'string') entry.range = req.headers.range;
     log.push(entry);
     if (f?.fault === 'status') {
       req.resume();
