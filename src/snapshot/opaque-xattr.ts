@@ -62,7 +62,7 @@ function batches(paths: string[], maxChars = 64 * 1024): string[][] {
 async function dump(args: string[], paths: string[], pattern: string): Promise<Map<string, Map<string, string>>> {
   const all = new Map<string, Map<string, string>>();
   for (const batch of batches(paths)) {
-    const { stdout } = await runTool(['getfattr', '--absolute-names', '--physical', '-e', 'text', '-m', pattern, '-d', ...args, '--', ...batch], {
+    const { stdout } = await runTool(['getfattr', '-h', '--absolute-names', '--physical', '-e', 'text', '-m', pattern, '-d', ...args, '--', ...batch], {
       timeoutMs: 60_000,
     });
     for (const [k, v] of parseGetfattr(stdout)) all.set(k, v);
