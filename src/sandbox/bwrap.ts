@@ -49,7 +49,7 @@ export class BwrapExecutor implements Executor {
         ...[...prep.mounts, ...helperMounts(helper)].flatMap(mountArgs),
         '--chdir', prep.cwd,
         '--',
-        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed() }),
+        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix: 'PWD' in prep.env ? [`PWD=${prep.env.PWD}`] : ['-u', 'PWD'] }),
       ];
       const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: prep.env };
       if (req.display !== undefined) o.display = req.display;

@@ -45,29 +45,47 @@ async function locate(): Promise<Helper> {
       hint: 'Install util-linux (Debian/Ubuntu: apt-get install util-linux; Fedora: dnf install util-linux-core; Alpine: apk add setpriv).',
     });
   }
-  const files = [{ source: setpriv, name: 'setpriv' }];
+  const env = ['/usr/bin/env', '/bin/env'].find((p) => existsSync(p));
+  if (!env) throw new HostError('Cannot run RUN steps: coreutils "env" is not installed', { code: 'HOST_NO_SETPRIV' });
+  const files = [
+    { source: setpriv, name: 'setpriv' },
+    { source: env, name: 'env' },
+  ];
+  let loader: string | undefined;
+  for (const bin of [setpriv, env]) {
+    const deps = await sharedLibraries(bin);
+    if (!deps) continue;
+    for (const path of deps.libs) {
+      const name = basename(path);
+      if (!files.some((f) => f.name === name)) files.push({ source: path, name });
+    }
+    loader ??= deps.loader;
+  }
+  return loader ? { files, loader } : { files };
+}
+
+/** ldd's view of `bin`: undefined for a static binary. */
+async function sharedLibraries(bin: string): Promise<{ libs: string[]; loader: string } | undefined> {
   let out = '';
   try {
-    out = (await execFileP('ldd', [setpriv], { env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' } })).stdout;
+    out = (await execFileP('ldd', [bin], { env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' } })).stdout;
   } catch (err) {
-    const text = String((err as { stdout?: string; stderr?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
-    if (/not a dynamic executable|statically linked/.test(text)) return { files };
-    throw new HostError(`Cannot inspect "${setpriv}" with ldd: ${(err as Error).message}`, { code: 'HOST_NO_SETPRIV', cause: err });
+    const text = String((err as { stdout?: string }).stdout ?? '') + String((err as { stderr?: string }).stderr ?? '');
+    if (/not a dynamic executable|statically linked/.test(text)) return undefined;
+    throw new HostError(`Cannot inspect "${bin}" with ldd: ${(err as Error).message}`, { code: 'HOST_NO_SETPRIV', cause: err });
   }
-  if (/statically linked|not a dynamic executable/.test(out)) return { files };
+  if (/statically linked|not a dynamic executable/.test(out)) return undefined;
+  const libs: string[] = [];
   let loader: string | undefined;
   for (const line of out.split('\n')) {
     const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
     if (!m) continue;
-    const path = m[1]!;
-    const name = basename(path);
-    if (files.some((f) => f.name === name)) continue;
-    files.push({ source: path, name });
-    if (!line.includes('=>') || /^ld-|ld-linux|ld-musl/.test(name)) loader ??= /ld-/.test(name) ? name : undefined;
+    libs.push(m[1]!);
+    if (/(^|\/)ld-(linux|musl)[^/]*$/.test(m[1]!)) loader = basename(m[1]!);
   }
-  if (!loader) loader = readInterpreterName(setpriv);
-  if (!loader) throw new HostError(`Cannot find the dynamic loader of "${setpriv}"`, { code: 'HOST_NO_SETPRIV' });
-  return { files, loader };
+  loader ??= readInterpreterName(bin);
+  if (!loader) throw new HostError(`Cannot find the dynamic loader of "${bin}"`, { code: 'HOST_NO_SETPRIV' });
+  return { libs, loader };
 }
 
 function readInterpreterName(file: string): string | undefined {
@@ -98,9 +116,14 @@ export function setgroupsAllowed(): boolean {
   }
 }
 
-/** argv that runs `args` as `user` inside the sandbox through the helper. */
-export function helperArgv(h: Helper, user: RunUser, args: string[], opts: { canSetgroups: boolean }): string[] {
-  const pre = h.loader ? [`${HELPER_DIR}/${h.loader}`, '--library-path', HELPER_DIR, `${HELPER_DIR}/setpriv`] : [`${HELPER_DIR}/setpriv`];
+/**
+ * argv that runs `args` as `user` inside the sandbox through the helper.
+ * `envFix` (env(1) arguments, e.g. ["-u", "PWD"]) first undoes what the
+ * runtime added to the environment.
+ */
+export function helperArgv(h: Helper, user: RunUser, args: string[], opts: { canSetgroups: boolean; envFix?: string[] }): string[] {
+  const exec = (name: string) => (h.loader ? [`${HELPER_DIR}/${h.loader}`, '--library-path', HELPER_DIR, `${HELPER_DIR}/${name}`] : [`${HELPER_DIR}/${name}`]);
+  const pre = [...(opts.envFix?.length ? [...exec('env'), ...opts.envFix] : []), ...exec('setpriv')];
   const groups = user.additionalGids.length
     ? ['--groups', user.additionalGids.join(',')]
     : opts.canSetgroups
