@@ -334,7 +334,8 @@ function build(node: DockerfileNode, upper: string): Instruction {
     case 'EXPOSE': {
       if (args.length === 0) fail(atLeastOne('EXPOSE'));
       const f = flags(node);
-      return { kind: 'EXPOSE', ...base(node, f), ports: [...args] };
+      // BuildKit sorts the ports (byte order).
+      return { kind: 'EXPOSE', ...base(node, f), ports: [...args].sort() };
     }
     case 'ADD':
     case 'COPY': {
