@@ -271,103 +271,280 @@ function parseEscape(src: string[], i: number, inClass: boolean): { cp?: number;
   }
 }
 
-/** Translate a Go regexp of the shapes pattern compilation produces into an equivalent JS RegExp. */
-function goRegexToJs(goSrc: string): RegExp {
-  const src = Array.from(goSrc);
-  let out = '';
-  for (let i = 0; i < src.length; ) {
+/** A Go character class `[…]` starting at src[i] === '['; returns a JS class source and the index after it. */
+function parseGoClass(src: string[], i: number): { cls: string; end: number } {
+  i++;
+  let negated = false;
+  if (src[i] === '^') {
+    negated = true;
+    i++;
+  }
+  let body = '';
+  let first = true;
+  for (;;) {
+    if (i >= src.length) throw new RegexSyntaxError('missing closing ]');
+    if (src[i] === ']' && !first) {
+      i++;
+      break;
+    }
+    first = false;
+    if (src[i] === '[' && src[i + 1] === ':') {
+      const close = src.indexOf(':', i + 2);
+      if (close !== -1 && src[close + 1] === ']') {
+        let name = src.slice(i + 2, close).join('');
+        let neg = false;
+        if (name.startsWith('^')) {
+          neg = true;
+          name = name.slice(1);
+        }
+        const r = POSIX_CLASSES[name];
+        if (!r) throw new RegexSyntaxError('invalid character class range');
+        body += rangesToClassBody(neg ? complement(r) : r);
+        i = close + 2;
+        continue;
+      }
+    }
+    const readChar = (): { cp?: number; cls?: string } => {
+      if (i >= src.length) throw new RegexSyntaxError('missing closing ]');
+      if (src[i] === '\\') {
+        const e = parseEscape(src, i, true);
+        i = e.end;
+        return e.cp !== undefined ? { cp: e.cp } : { cls: e.cls ?? '' };
+      }
+      return { cp: src[i++]!.codePointAt(0)! };
+    };
+    const lo = readChar();
+    if (lo.cls !== undefined) {
+      body += lo.cls;
+      continue;
+    }
+    let hi = lo.cp!;
+    if (src[i] === '-' && i + 1 < src.length && src[i + 1] !== ']') {
+      i++;
+      const h = readChar();
+      if (h.cp === undefined) throw new RegexSyntaxError('invalid character class range');
+      hi = h.cp;
+      if (hi < lo.cp!) throw new RegexSyntaxError('invalid character class range');
+    }
+    body += lo.cp === hi ? u(hi) : `${u(lo.cp!)}-${u(hi)}`;
+  }
+  const cls = negated ? (body === '' ? '[\\s\\S]' : `[^${body}]`) : body === '' ? '[]' : `[${body}]`;
+  return { cls, end: i };
+}
+
+type Assertion = '^' | '$' | 'b' | 'B';
+type ReNode =
+  | { t: 'char'; test: (cp: number) => boolean }
+  | { t: 'assert'; k: Assertion }
+  | { t: 'group'; seq: ReNode[] }
+  | { t: 'rep'; node: ReNode; min: 0 | 1; max: 1 | 'inf' };
+
+/** A one-character matcher from a JS class/escape source (single character: no backtracking). */
+function charTest(jsSingleChar: string): (cp: number) => boolean {
+  let re: RegExp;
+  try {
+    re = new RegExp(`^${jsSingleChar}$`, 'u');
+  } catch (e) {
+    throw new RegexSyntaxError(String(e));
+  }
+  return (cp) => re.test(String.fromCodePoint(cp));
+}
+const literal = (c: number) => ({ t: 'char' as const, test: (cp: number) => cp === c });
+
+/** Parse the Go regexp subset pattern compilation produces (and whatever escapes let through). */
+function parseGoRegex(src: string[], i: number, depth: number): { seq: ReNode[]; end: number } {
+  const seq: ReNode[] = [];
+  while (i < src.length) {
     const c = src[i]!;
-    if (c === '\\') {
+    if (c === ')') {
+      if (depth === 0) throw new RegexSyntaxError('unexpected )');
+      return { seq, end: i };
+    }
+    if (c === '(') {
+      if (src[i + 1] === '?') throw new RegexSyntaxError('unsupported group');
+      const inner = parseGoRegex(src, i + 1, depth + 1);
+      if (src[inner.end] !== ')') throw new RegexSyntaxError('missing closing )');
+      seq.push({ t: 'group', seq: inner.seq });
+      i = inner.end + 1;
+    } else if (c === '*' || c === '+' || c === '?') {
+      const last = seq.pop();
+      if (!last || last.t === 'assert' || last.t === 'rep') throw new RegexSyntaxError('missing argument to repetition operator');
+      seq.push({ t: 'rep', node: last, min: c === '+' ? 1 : 0, max: c === '?' ? 1 : 'inf' });
+      i++;
+      if (src[i] === '?') i++; // lazy: same set of matches
+    } else if (c === '|') {
+      throw new RegexSyntaxError('unsupported alternation');
+    } else if (c === '^' || c === '$') {
+      seq.push({ t: 'assert', k: c });
+      i++;
+    } else if (c === '.') {
+      seq.push({ t: 'char', test: (cp) => cp !== 0x0a });
+      i++;
+    } else if (c === '[') {
+      const k = parseGoClass(src, i);
+      seq.push({ t: 'char', test: charTest(k.cls) });
+      i = k.end;
+    } else if (c === '\\') {
       if (src[i + 1] === 'Q') {
         let k = i + 2;
-        while (k < src.length && !(src[k] === '\\' && src[k + 1] === 'E')) out += u(src[k++]!.codePointAt(0)!);
+        while (k < src.length && !(src[k] === '\\' && src[k + 1] === 'E')) seq.push(literal(src[k++]!.codePointAt(0)!));
         i = k < src.length ? k + 2 : k;
         continue;
       }
       const e = parseEscape(src, i, false);
-      if (e.cp !== undefined) out += u(e.cp);
-      else if (e.cls !== undefined) out += e.cls === '' ? '[]' : `[${e.cls}]`;
-      else out += e.assertion;
+      if (e.cp !== undefined) seq.push(literal(e.cp));
+      else if (e.cls !== undefined) seq.push({ t: 'char', test: charTest(e.cls === '' ? '[]' : `[${e.cls}]`) });
+      else seq.push({ t: 'assert', k: e.assertion === '\\b' ? 'b' : e.assertion === '\\B' ? 'B' : (e.assertion as '^' | '$') });
       i = e.end;
-    } else if (c === '[') {
-      i++;
-      let negated = false;
-      if (src[i] === '^') {
-        negated = true;
-        i++;
-      }
-      let body = '';
-      let first = true;
-      for (;;) {
-        if (i >= src.length) throw new RegexSyntaxError('missing closing ]');
-        if (src[i] === ']' && !first) {
-          i++;
-          break;
-        }
-        first = false;
-        if (src[i] === '[' && src[i + 1] === ':') {
-          const close = src.indexOf(':', i + 2);
-          if (close !== -1 && src[close + 1] === ']') {
-            let name = src.slice(i + 2, close).join('');
-            let neg = false;
-            if (name.startsWith('^')) {
-              neg = true;
-              name = name.slice(1);
-            }
-            const r = POSIX_CLASSES[name];
-            if (!r) throw new RegexSyntaxError('invalid character class range');
-            body += rangesToClassBody(neg ? complement(r) : r);
-            i = close + 2;
-            continue;
-          }
-        }
-        const readChar = (): { cp?: number; cls?: string } => {
-          if (i >= src.length) throw new RegexSyntaxError('missing closing ]');
-          if (src[i] === '\\') {
-            const e = parseEscape(src, i, true);
-            i = e.end;
-            return e.cp !== undefined ? { cp: e.cp } : { cls: e.cls ?? '' };
-          }
-          return { cp: src[i++]!.codePointAt(0)! };
-        };
-        const lo = readChar();
-        if (lo.cls !== undefined) {
-          body += lo.cls;
-          continue;
-        }
-        let hi = lo.cp!;
-        if (src[i] === '-' && i + 1 < src.length && src[i + 1] !== ']') {
-          i++;
-          const h = readChar();
-          if (h.cp === undefined) throw new RegexSyntaxError('invalid character class range');
-          hi = h.cp;
-          if (hi < lo.cp!) throw new RegexSyntaxError('invalid character class range');
-        }
-        body += lo.cp === hi ? u(hi) : `${u(lo.cp!)}-${u(hi)}`;
-      }
-      out += negated ? (body === '' ? '[\\s\\S]' : `[^${body}]`) : body === '' ? '[]' : `[${body}]`;
-    } else if (c === '.') {
-      out += '[^\\n]';
-      i++;
-    } else if ('^$()|*+?'.includes(c)) {
-      out += c;
-      i++;
     } else {
-      out += /[0-9A-Za-z_]/.test(c) ? c : u(c.codePointAt(0)!);
+      seq.push(literal(c.codePointAt(0)!));
       i++;
     }
   }
-  try {
-    return new RegExp(out, 'u');
-  } catch (e) {
-    throw new RegexSyntaxError(String(e));
+  if (depth > 0) throw new RegexSyntaxError('missing closing )');
+  return { seq, end: i };
+}
+
+type Inst =
+  | { op: 'char'; test: (cp: number) => boolean }
+  | { op: 'split'; x: number; y: number }
+  | { op: 'jmp'; x: number }
+  | { op: 'assert'; k: Assertion }
+  | { op: 'match' };
+
+function emit(node: ReNode, prog: Inst[]): void {
+  switch (node.t) {
+    case 'char':
+      prog.push({ op: 'char', test: node.test });
+      return;
+    case 'assert':
+      prog.push({ op: 'assert', k: node.k });
+      return;
+    case 'group':
+      for (const n of node.seq) emit(n, prog);
+      return;
+    case 'rep': {
+      if (node.min === 1) {
+        const top = prog.length;
+        emit(node.node, prog);
+        prog.push({ op: 'split', x: top, y: prog.length + 1 });
+        return;
+      }
+      const at = prog.length;
+      const split = { op: 'split' as const, x: at + 1, y: 0 };
+      prog.push(split);
+      emit(node.node, prog);
+      if (node.max === 'inf') prog.push({ op: 'jmp', x: at });
+      split.y = prog.length;
+      return;
+    }
   }
+}
+
+const isWordCp = (cp: number | undefined) => cp !== undefined && ((cp >= 0x30 && cp <= 0x39) || (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a) || cp === 0x5f);
+
+/**
+ * Compile a Go regexp (as patternmatcher builds it) to a matcher with Go's MatchString answer,
+ * simulated as a set of NFA states: linear in pattern × path, no backtracking.
+ */
+function compileGoRegex(goSrc: string): (s: string) => boolean {
+  const { seq } = parseGoRegex(Array.from(goSrc), 0, 0);
+  const prog: Inst[] = [];
+  for (const n of seq) emit(n, prog);
+  prog.push({ op: 'match' });
+  const seen = new Int32Array(prog.length).fill(-1);
+  return (s) => {
+    const cps = Array.from(s, (c) => c.codePointAt(0)!);
+    let stamp = 0;
+    const add = (list: number[], pc: number, pos: number): void => {
+      if (seen[pc] === stamp) return;
+      seen[pc] = stamp;
+      const ins = prog[pc]!;
+      if (ins.op === 'jmp') add(list, ins.x, pos);
+      else if (ins.op === 'split') {
+        add(list, ins.x, pos);
+        add(list, ins.y, pos);
+      } else if (ins.op === 'assert') {
+        const ok =
+          ins.k === '^' ? pos === 0 : ins.k === '$' ? pos === cps.length : (isWordCp(cps[pos - 1]) !== isWordCp(cps[pos])) === (ins.k === 'b');
+        if (ok) add(list, pc + 1, pos);
+      } else list.push(pc);
+    };
+    seen.fill(-1);
+    // Go's MatchString searches at every start; a leading ^ makes all but position 0 fail at once.
+    // Threads are de-duplicated per position: the stamp is the position being filled.
+    let list: number[] = [];
+    for (let pos = 0; ; pos++) {
+      stamp = pos;
+      add(list, 0, pos);
+      for (const pc of list) if (prog[pc]!.op === 'match') return true;
+      if (pos === cps.length) return false;
+      stamp = pos + 1;
+      const next: number[] = [];
+      for (const pc of list) {
+        const ins = prog[pc]!;
+        if (ins.op === 'char' && ins.test(cps[pos]!)) add(next, pc + 1, pos + 1);
+      }
+      list = next;
+    }
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // patterns
 
 type MatchType = 'unknown' | 'exact' | 'prefix' | 'suffix' | 'regexp';
+
+/**
+ * patternmatcher's translation of one cleaned pattern (no `!`) into a Go regexp source, and the
+ * cheaper match type it settles on (exact / prefix / suffix compare the pattern text itself).
+ */
+export function patternToGoRegex(text: string): { type: 'exact' | 'prefix' | 'suffix' | 'regexp'; source: string } {
+  const cps = Array.from(text);
+  let pos = cps[0] === '\ufeff' ? 1 : 0;
+  const peek = () => (pos < cps.length ? cps[pos]! : undefined);
+  const next = () => (pos < cps.length ? cps[pos++]! : undefined);
+  let re = '^';
+  let type: Exclude<MatchType, 'unknown'> = 'exact';
+  for (let i = 0; peek() !== undefined; i++) {
+    const ch = next()!;
+    if (ch === '*') {
+      if (peek() === '*') {
+        next();
+        if (peek() === '/') next(); // "**/" is "**"
+        if (peek() === undefined) {
+          if (type === 'exact') type = 'prefix';
+          else {
+            re += '.*';
+            type = 'regexp';
+          }
+        } else {
+          re += '(.*/)?';
+          type = 'regexp';
+        }
+        if (i === 0) type = 'suffix';
+      } else {
+        re += '[^/]*';
+        type = 'regexp';
+      }
+    } else if (ch === '?') {
+      re += '[^/]';
+      type = 'regexp';
+    } else if ('.+()|{}$'.includes(ch)) {
+      re += '\\' + ch;
+    } else if (ch === '\\') {
+      if (peek() !== undefined) {
+        re += '\\' + next()!;
+        type = 'regexp';
+      } else re += '\\';
+    } else if (ch === '[' || ch === ']') {
+      re += ch;
+      type = 'regexp';
+    } else re += ch;
+  }
+  return { type, source: re + '$' };
+}
+
 
 /** One ignore pattern (without its `!`), compiled lazily on first match as patternmatcher does. */
 export class IgnorePattern {
@@ -376,7 +553,7 @@ export class IgnorePattern {
   /** A `!` re-include pattern. */
   readonly exclusion: boolean;
   private matchType: MatchType = 'unknown';
-  private regexp?: RegExp;
+  private matcher?: (path: string) => boolean;
 
   constructor(text: string, exclusion: boolean) {
     this.text = text;
@@ -408,7 +585,7 @@ export class IgnorePattern {
         return suffix.startsWith('/') && path === suffix.slice(1);
       }
       case 'regexp':
-        return this.regexp!.test(path);
+        return this.matcher!(path);
       default:
         return false;
     }
@@ -416,53 +593,12 @@ export class IgnorePattern {
 
   /** Translate to a (Go) regular expression, deciding the cheaper match types on the way. */
   private compile(): void {
-    const cps = Array.from(this.text);
-    let pos = cps[0] === '\ufeff' ? 1 : 0;
-    const peek = () => (pos < cps.length ? cps[pos]! : undefined);
-    const next = () => (pos < cps.length ? cps[pos++]! : undefined);
-    let re = '^';
-    let type: Exclude<MatchType, 'unknown'> = 'exact';
-    for (let i = 0; peek() !== undefined; i++) {
-      const ch = next()!;
-      if (ch === '*') {
-        if (peek() === '*') {
-          next();
-          if (peek() === '/') next(); // "**/" is "**"
-          if (peek() === undefined) {
-            if (type === 'exact') type = 'prefix';
-            else {
-              re += '.*';
-              type = 'regexp';
-            }
-          } else {
-            re += '(.*/)?';
-            type = 'regexp';
-          }
-          if (i === 0) type = 'suffix';
-        } else {
-          re += '[^/]*';
-          type = 'regexp';
-        }
-      } else if (ch === '?') {
-        re += '[^/]';
-        type = 'regexp';
-      } else if ('.+()|{}$'.includes(ch)) {
-        re += '\\' + ch;
-      } else if (ch === '\\') {
-        if (peek() !== undefined) {
-          re += '\\' + next()!;
-          type = 'regexp';
-        } else re += '\\';
-      } else if (ch === '[' || ch === ']') {
-        re += ch;
-        type = 'regexp';
-      } else re += ch;
-    }
+    const { type, source } = patternToGoRegex(this.text);
     if (type !== 'regexp') {
       this.matchType = type;
       return;
     }
-    this.regexp = goRegexToJs(re + '$');
+    this.matcher = compileGoRegex(source);
     this.matchType = 'regexp';
   }
 }

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DockerignoreError, PatternMatcher, cleanPath, parseDockerignore, selectDockerignore } from '../../../src/dockerfile/dockerignore.js';
+import { DockerignoreError, IgnorePattern, PatternMatcher, cleanPath, parseDockerignore, patternToGoRegex, selectDockerignore } from '../../../src/dockerfile/dockerignore.js';
 
 test('selectDockerignore: <Dockerfile>.dockerignore wins, then .dockerignore, else none', () => {
   const files = new Set(['ctx/.dockerignore', 'ctx/build/app.Dockerfile.dockerignore']);
@@ -46,6 +46,26 @@ test('matchesUsingParentResults agrees with matches() along a walk', () => {
 test('parseDockerignore refuses a line longer than Go bufio.Scanner allows', () => {
   assert.throws(() => parseDockerignore('a'.repeat(70000)), (e: unknown) => e instanceof DockerignoreError);
   assert.equal(parseDockerignore('x\n' + 'b'.repeat(1000)), ['x', 'b'.repeat(1000)]);
+});
+
+
+// Differential check: the NFA matcher gives the same answer as a backtracking regexp engine on
+// the Go regexp sources patterns compile to (ASCII subset where Go and JS syntax agree).
+test('pattern matcher equals regexp matching of the compiled source (random, seed 7)', () => {
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const pieces = ['a', 'b', '/', '*', '?', '**', '**/', '[ab]', '[^a]', '\\*', '.', '+', '(', ')'];
+  for (let n = 0; n < 4000; n++) {
+    const text = Array.from({ length: 1 + rnd(5) }, () => pieces[rnd(pieces.length)]).join('');
+    const path = Array.from({ length: rnd(7) }, () => 'ab/.*+()'[rnd(8)]).join('');
+    const compiled = patternToGoRegex(text);
+    if (compiled.type !== 'regexp') continue;
+    const p = new IgnorePattern(text, false);
+    assert.is(p.match(path), new RegExp(compiled.source).test(path), `${text} vs ${path} (${compiled.source})`);
+  }
 });
 
 test.run();
