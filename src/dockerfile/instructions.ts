@@ -432,8 +432,9 @@ function build(node: DockerfileNode, upper: string): Instruction {
   }
 }
 
+/** An optional field; an empty string value counts as not given (as in BuildKit). */
 function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+  return (value === undefined || value === '' ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
 const MIN_DURATION_NS = 1e6;

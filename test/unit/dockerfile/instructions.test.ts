@@ -135,6 +135,8 @@ test('COPY: sources, dest, every flag typed', () => {
   const j = one<CopyInstruction>('COPY ["a b", "/c d/"]');
   assert.equal([j.sources, j.dest, j.json], [['a b'], '/c d/', true]);
   assert.is(one<CopyInstruction>('COPY --link=false a b').link, false);
+  const empty = one<CopyInstruction>('COPY --from= --chown= a b');
+  assert.equal([empty.from, empty.chown], [undefined, undefined], 'an empty value means not given');
   assert.is(refused('COPY --link=maybe a b').detail, 'expecting boolean value for flag --link, not: maybe');
   assert.is(refused('COPY --link= a b').detail, 'missing a value on flag: --link');
   assert.is(refused('COPY --checksum=sha256:00 a b').detail, 'unknown flag: --checksum');
