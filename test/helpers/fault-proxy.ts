@@ -12,12 +12,15 @@
  *   reset      forward, send the headers and half the body, then destroy the socket
  *   truncate   forward, send half the body without Content-Length (chunked), end cleanly
  *   corrupt    forward, flip one byte in the middle of the body (length unchanged)
+ *   redirect   answer 307 to http://PROXY/_storage/<path>?X-Signature=… (like blob storage with
+ *              signed URLs); /_storage/ requests are forwarded to the upstream path with
+ *              `storageAuthorization` (if given) instead of the client's Authorization
  * Host/Location headers are rewritten so redirects and upload sessions stay on the proxy.
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type FaultKind = 'status' | 'reset' | 'truncate' | 'corrupt';
+export type FaultKind = 'status' | 'reset' | 'truncate' | 'corrupt' | 'redirect';
 
 export interface Fault {
   match: (method: string, path: string) => boolean;
@@ -30,13 +33,13 @@ export interface Fault {
 export interface FaultProxy {
   host: string;
   url: string;
-  log: Array<{ method: string; path: string; fault?: FaultKind; status: number; range?: string }>;
+  log: Array<{ method: string; path: string; fault?: FaultKind; status: number; range?: string; authorization: boolean }>;
   addFault(f: Fault): void;
   clearFaults(): void;
   stop(): Promise<void>;
 }
 
-export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> {
+export async function startFaultProxy(upstreamUrl: string, opts: { storageAuthorization?: string } = {}): Promise<FaultProxy> {
   const upstream = new URL(upstreamUrl);
   const faults: Array<Fault & { left: number }> = [];
   const log: FaultProxy['log'] = [];
@@ -47,7 +50,7 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
     const path = req.url ?? '/';
     const f = faults.find((x) => x.left > 0 && x.match(method, path));
     if (f) f.left--;
-    const entry: FaultProxy['log'][number] = { method, path, status: 0 };
+    const entry: FaultProxy['log'][number] = { method, path, status: 0, authorization: req.headers.authorization !== undefined };
     if (f) entry.fault = f.fault;
     if (typeof req.headers.range === 'string') entry.range = req.headers.range;
     log.push(entry);
@@ -60,8 +63,21 @@ export async function startFaultProxy(upstreamUrl: string): Promise<FaultProxy> 
       res.end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'injected fault' }] }));
       return;
     }
+    if (f?.fault === 'redirect') {
+      req.resume();
+      entry.status = 307;
+      res.writeHead(307, { location: `http://${self}/_storage${path}${path.includes('?') ? '&' : '?'}X-Signature=signed-url-secret` });
+      res.end();
+      return;
+    }
     const headers = { ...req.headers, host: upstream.host };
-    const up = request({ host: upstream.hostname, port: upstream.port, method, path, headers }, (ur) => {
+    let upPath = path;
+    if (path.startsWith('/_storage/')) {
+      upPath = path.slice('/_storage'.length).replace(/[?&]X-Signature=[^&]*$/, '');
+      delete headers.authorization;
+      if (opts.storageAuthorization) headers.authorization = opts.storageAuthorization;
+    }
+    const up = request({ host: upstream.hostname, port: upstream.port, method, path: upPath, headers }, (ur) => {
       const outHeaders = { ...ur.headers };
       if (typeof outHeaders.location === 'string') outHeaders.location = outHeaders.location.replace(upstream.origin, `http://${self}`);
       entry.status = ur.statusCode ?? 0;

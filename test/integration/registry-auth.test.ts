@@ -8,6 +8,7 @@ import { OciLayoutStore } from '../../src/content/index.js';
 import { RegistryError } from '../../src/errors.js';
 import { loadCredentials, pullImage, pushImage, RegistryClient } from '../../src/registry/index.js';
 import { pushBusybox } from '../helpers/fixtures.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { htpasswdAuth, startTokenIssuer, type HtpasswdAuth, type TokenIssuer } from '../helpers/registry-auth.js';
 import { kilnBin } from '../helpers/repo.js';
@@ -125,6 +126,28 @@ basic('credentials come from a credHelpers entry (docker-credential-<name> get)'
     assert.is(img.layers.length, 1);
   } finally {
     await client.close();
+  }
+});
+
+basic('redirects to blob storage are followed without forwarding Authorization', async ({ reg, work }) => {
+  const storageAuth = `Basic ${Buffer.from(`${USER}:${PASS}`).toString('base64')}`;
+  const proxy = await startFaultProxy(reg.url, { storageAuthorization: storageAuth });
+  const lines: string[] = [];
+  const client = new RegistryClient({ credentials: async () => ({ username: USER, password: PASS }), log: (l) => lines.push(l) });
+  try {
+    proxy.addFault({ match: (m, p) => m === 'GET' && p.startsWith('/v2/') && p.includes('/blobs/'), fault: 'redirect', times: 10 });
+    const img = await pullImage(`${proxy.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'redirect')), client });
+    const redirected = proxy.log.filter((e) => e.fault === 'redirect');
+    const storage = proxy.log.filter((e) => e.path.startsWith('/_storage/'));
+    assert.is(redirected.length, 1 + img.layers.length);
+    assert.ok(redirected.every((e) => e.authorization), 'registry requests carry credentials');
+    assert.is(storage.length, redirected.length);
+    assert.ok(storage.every((e) => !e.authorization && e.status === 200), 'storage requests carry no Authorization');
+    assert.ok(lines.some((l) => l.includes('(redirect)')));
+    assert.not.ok(lines.join('\n').includes('signed-url-secret'), 'signed URL query is redacted in the debug log');
+  } finally {
+    await client.close();
+    await proxy.stop();
   }
 });
 
