@@ -45,10 +45,10 @@ const { parentPort } = require('node:worker_threads');
 const zlib = require('node:zlib');
 parentPort.on('message', (m) => {
   try {
-    const out = zlib.gzipSync(new Uint8Array(m.buf), { level: m.level });
-    const copy = new Uint8Array(out.length);
-    copy.set(out);
-    parentPort.postMessage({ id: m.id, buf: copy.buffer }, [copy.buffer]);
+    const input = new Uint8Array(m.buf, 0, m.len);
+    // One output chunk big enough for incompressible input: no concatenation.
+    const out = zlib.gzipSync(input, { level: m.level, chunkSize: m.len + 65536 });
+    parentPort.postMessage({ id: m.id, buf: out.buffer, off: out.byteOffset, len: out.length }, [out.buffer]);
   } catch (err) {
     parentPort.postMessage({ id: m.id, error: String(err && err.message || err) });
   }
@@ -60,12 +60,14 @@ interface Job {
   reject: (e: Error) => void;
 }
 
-/** A fixed set of worker threads, each compressing whole blocks into one gzip member. */
+/**
+ * A fixed set of worker threads, each compressing whole blocks into one gzip
+ * member. Jobs are posted round-robin straight away, so each worker finds its
+ * next block already queued in its port even while this thread is busy.
+ */
 class GzipPool {
   private readonly workers: Worker[] = [];
   private readonly jobs = new Map<number, Job>();
-  private readonly idle: Worker[] = [];
-  private readonly queue: Array<{ id: number; block: Buffer }> = [];
   private nextId = 0;
   private failed: Error | undefined;
 
@@ -75,18 +77,15 @@ class GzipPool {
   ) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true });
-      w.on('message', (m: { id: number; buf?: ArrayBuffer; error?: string }) => {
+      w.on('message', (m: { id: number; buf?: ArrayBuffer; off?: number; len?: number; error?: string }) => {
         const job = this.jobs.get(m.id);
         this.jobs.delete(m.id);
-        this.idle.push(w);
-        this.pump();
         if (!job) return;
         if (m.error !== undefined) job.reject(new Error(`gzip worker failed: ${m.error}`));
-        else job.resolve(Buffer.from(m.buf!));
+        else job.resolve(Buffer.from(m.buf!, m.off, m.len));
       });
       w.on('error', (err) => this.fail(err));
       this.workers.push(w);
-      this.idle.push(w);
     }
   }
 
@@ -96,23 +95,18 @@ class GzipPool {
     this.jobs.clear();
   }
 
-  private pump(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const w = this.idle.pop()!;
-      const { id, block } = this.queue.shift()!;
-      // Copy into a buffer we own outright so it can be transferred, not cloned.
-      const ab = new ArrayBuffer(block.length);
-      new Uint8Array(ab).set(block);
-      w.postMessage({ id, buf: ab, level: this.level }, [ab]);
-    }
-  }
-
   compress(block: Buffer): Promise<Buffer> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.nextId++;
     const p = new Promise<Buffer>((resolve, reject) => this.jobs.set(id, { resolve, reject }));
-    this.queue.push({ id, block });
-    this.pump();
+    // Transfer, not clone: a block that owns its whole ArrayBuffer goes as is, others are copied once.
+    let ab: ArrayBuffer;
+    if (block.length >= 65536 && block.byteOffset === 0 && block.byteLength === block.buffer.byteLength && block.buffer instanceof ArrayBuffer) ab = block.buffer;
+    else {
+      ab = new ArrayBuffer(block.length);
+      new Uint8Array(ab).set(block);
+    }
+    this.workers[id % this.workers.length]!.postMessage({ id, buf: ab, len: block.length, level: this.level }, [ab]);
     return p;
   }
 
@@ -147,6 +141,9 @@ async function* blocks(src: AsyncIterable<Buffer>, size: number): AsyncGenerator
 }
 
 /**
+ * The blocks handed to parallelGzip are transferred to worker threads: the
+ * caller must not reuse them (layerTar allocates a fresh chunk each time).
+ *
  * gzip on every core: the input is cut into GZIP_BLOCK blocks, each compressed
  * into an independent gzip member on a worker thread, members emitted in
  * order. A multi-member stream is valid gzip (RFC 1952 §2.2) and the output is

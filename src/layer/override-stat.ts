@@ -22,7 +22,7 @@ const TYPE_WORD: Partial<Record<EntryType, string>> = { file: 'file', dir: 'dir'
 export function formatOverrideStat(o: OverrideStat): Buffer {
   let s = `${o.uid}:${o.gid}:0${(o.mode & 0o7777).toString(8)}`;
   if (o.type === 'char' || o.type === 'block') s += `:${o.type}-${o.devmajor ?? 0}-${o.devminor ?? 0}`;
-  else if (o.type && o.type !== 'link' && o.type !== 'socket') s += `:${TYPE_WORD[o.type]}`;
+  else if (o.type === 'symlink' || o.type === 'fifo') s += `:${TYPE_WORD[o.type]}`;
   return Buffer.from(s, 'latin1');
 }
 
