@@ -312,45 +312,129 @@ export function familiarMatch(pattern: string, ref: ImageReference): boolean {
   return pathMatch(pattern, ref.familiarString()) || pathMatch(pattern, ref.familiarName());
 }
 
-/** Go path.Match: `*` any run of non-'/', `?` one non-'/', `[…]` classes (`^` negates), `\` escapes. */
-export function pathMatch(pattern: string, name: string): boolean {
-  let re = '^';
-  const p = [...pattern];
-  for (let i = 0; i < p.length; i++) {
-    const c = p[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '\\') {
-      if (i + 1 >= p.length) throw new KilnError('PATTERN_INVALID', `Invalid pattern "${pattern}": syntax error in pattern`);
-      re += escapeRe(p[++i]!);
-    } else if (c === '[') {
-      let j = i + 1;
-      let cls = '';
-      if (p[j] === '^') {
-        cls += '^';
-        j++;
-      }
-      let first = true;
-      for (; j < p.length && (p[j] !== ']' || first); j++) {
-        first = false;
-        let ch = p[j]!;
-        if (ch === '\\') {
-          j++;
-          if (j >= p.length) break;
-          ch = p[j]!;
-        }
-        cls += ch === '-' && p[j - 1] !== '\\' ? '-' : /[\\\]\[^-]/.test(ch) ? `\\${ch}` : ch;
-      }
-      if (j >= p.length || cls === '' || cls === '^') {
-        throw new KilnError('PATTERN_INVALID', `Invalid pattern "${pattern}": syntax error in pattern`);
-      }
-      re += `(?![/])[${cls}]`;
-      i = j;
-    } else re += escapeRe(c);
+const badPattern = () => new KilnError('PATTERN_INVALID', 'syntax error in pattern');
+
+/** Split off the leading stars and the following chunk (up to the next `*` outside a class). */
+function scanChunk(p: string[]): { star: boolean; chunk: string[]; rest: string[] } {
+  let i = 0;
+  let star = false;
+  while (i < p.length && p[i] === '*') {
+    i++;
+    star = true;
   }
-  return new RegExp(re + '$', 'u').test(name);
+  const from = i;
+  let inRange = false;
+  for (; i < p.length; i++) {
+    const c = p[i];
+    if (c === '\\') {
+      if (i + 1 < p.length) i++;
+    } else if (c === '[') inRange = true;
+    else if (c === ']') inRange = false;
+    else if (c === '*' && !inRange) break;
+  }
+  return { star, chunk: p.slice(from, i), rest: p.slice(i) };
 }
 
-function escapeRe(c: string): string {
-  return /[\\^$.*+?()[\]{}|/]/.test(c) ? `\\${c}` : c;
+/** One class endpoint; throws on a malformed class. Returns the code point and the index after it. */
+function classChar(chunk: string[], i: number): [number, number] {
+  if (i >= chunk.length || chunk[i] === '-' || chunk[i] === ']') throw badPattern();
+  if (chunk[i] === '\\') {
+    i++;
+    if (i >= chunk.length) throw badPattern();
+  }
+  const cp = chunk[i]!.codePointAt(0)!;
+  i++;
+  if (i >= chunk.length) throw badPattern();
+  return [cp, i];
+}
+
+/**
+ * Match one chunk (no `*`) at the start of s. Keeps parsing after a mismatch so a malformed
+ * pattern is always reported. Returns the rest of s, or undefined for no match.
+ */
+function matchChunk(chunk: string[], s: string[]): string[] | undefined {
+  let failed = false;
+  let si = 0;
+  for (let i = 0; i < chunk.length; ) {
+    if (!failed && si >= s.length) failed = true;
+    const c = chunk[i]!;
+    if (c === '[') {
+      const r = failed ? -1 : s[si++]!.codePointAt(0)!;
+      i++;
+      let negated = false;
+      if (chunk[i] === '^') {
+        negated = true;
+        i++;
+      }
+      let match = false;
+      let nrange = 0;
+      for (;;) {
+        if (i < chunk.length && chunk[i] === ']' && nrange > 0) {
+          i++;
+          break;
+        }
+        let lo: number;
+        let hi: number;
+        [lo, i] = classChar(chunk, i);
+        hi = lo;
+        if (chunk[i] === '-') [hi, i] = classChar(chunk, i + 1);
+        if (lo <= r && r <= hi) match = true;
+        nrange++;
+      }
+      if (match === negated) failed = true;
+    } else if (c === '?') {
+      if (!failed) {
+        if (s[si] === '/') failed = true;
+        si++;
+      }
+      i++;
+    } else {
+      if (c === '\\') {
+        i++;
+        if (i >= chunk.length) throw badPattern();
+      }
+      if (!failed) {
+        if (chunk[i] !== s[si]) failed = true;
+        si++;
+      }
+      i++;
+    }
+  }
+  return failed ? undefined : s.slice(si);
+}
+
+/**
+ * Go path.Match: `*` any run of non-'/', `?` one non-'/', `[…]` classes (`^` negates), `\` escapes.
+ * Throws KilnError("syntax error in pattern") for a malformed pattern, as Go reports ErrBadPattern.
+ */
+export function pathMatch(pattern: string, name: string): boolean {
+  let pat = Array.from(pattern);
+  let rest = Array.from(name);
+  outer: while (pat.length > 0) {
+    const { star, chunk, rest: after } = scanChunk(pat);
+    pat = after;
+    if (star && chunk.length === 0) return !rest.includes('/');
+    const t = matchChunk(chunk, rest);
+    if (t && (t.length === 0 || pat.length > 0)) {
+      rest = t;
+      continue;
+    }
+    if (star) {
+      for (let i = 0; i < rest.length && rest[i] !== '/'; i++) {
+        const t2 = matchChunk(chunk, rest.slice(i + 1));
+        if (t2) {
+          if (pat.length === 0 && t2.length > 0) continue;
+          rest = t2;
+          continue outer;
+        }
+      }
+    }
+    while (pat.length > 0) {
+      const next = scanChunk(pat);
+      pat = next.rest;
+      matchChunk(next.chunk, []);
+    }
+    return false;
+  }
+  return rest.length === 0;
 }
