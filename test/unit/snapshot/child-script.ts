@@ -1,0 +1,71 @@
+/**
+ * A separate process for snapshot tests that need one (cross-process races, a crash that
+ * leaves a mount behind, running inside a user namespace). Usage:
+ *   node child-script.js '<json>'   with json = { op, root, kind?, ... }
+ * Prints one JSON line with its result on stdout.
+ */
+import { appendFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createSnapshotter, overlaySupport } from '../../../src/snapshot/index.js';
+import { sh } from './fs-helpers.js';
+
+interface Args {
+  op: 'race' | 'hang' | 'exit' | 'userns';
+  root: string;
+  kind?: 'auto' | 'overlay' | 'copy';
+  id?: string;
+  log?: string;
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as Args;
+const out = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
+
+if (args.op === 'race') {
+  const s = await createSnapshotter({ root: args.root, kind: args.kind ?? 'auto' });
+  await s.createCommitted(args.id!, undefined, async (dir) => {
+    await appendFile(args.log!, `${process.pid}\n`);
+    await new Promise((r) => setTimeout(r, 300));
+    await writeFile(join(dir, 'by'), String(process.pid));
+  });
+  out({ ok: true, by: await readFile(join(args.root, 'snapshots', s.kind, args.id!, 'fs', 'by'), 'utf8') });
+} else if (args.op === 'hang') {
+  const s = await createSnapshotter({ root: args.root, kind: args.kind ?? 'auto' });
+  await s.createCommitted('base', undefined, (dir) => writeFile(join(dir, 'f'), 'f'));
+  const r = await s.prepare('hanging', 'base');
+  out({ path: r.path });
+  setInterval(() => undefined, 1000);
+} else if (args.op === 'exit') {
+  // Prepares and exits without release: the exit hook must unmount.
+  const s = await createSnapshotter({ root: args.root, kind: args.kind ?? 'auto' });
+  await s.createCommitted('base', undefined, (dir) => writeFile(join(dir, 'f'), 'f'));
+  const r = await s.prepare('forgotten', 'base');
+  out({ path: r.path });
+  process.exit(0);
+} else if (args.op === 'userns') {
+  // Rootless: this runs as an unprivileged user inside `unshare --user --map-root-user --mount`.
+  const support = await overlaySupport(join(args.root, 'probe'));
+  const s = await createSnapshotter({ root: args.root, kind: 'auto' });
+  await s.createCommitted('base', undefined, async (dir) => {
+    await mkdir(join(dir, 'etc/sub'), { recursive: true });
+    await writeFile(join(dir, 'etc/passwd'), 'root');
+    await writeFile(join(dir, 'etc/group'), 'root');
+    await writeFile(join(dir, 'etc/sub/old'), 'old');
+  });
+  await s.createCommitted('layer2', 'base', async (dir, mode, info) => {
+    await mkdir(join(dir, 'etc/sub'), { recursive: true });
+    await sh(['mknod', join(dir, 'etc/group'), 'c', '0', '0']);
+    await sh(['setfattr', '-n', info.opaqueXattr, '-v', 'y', join(dir, 'etc/sub')]);
+    await writeFile(join(dir, 'etc/sub/new'), 'new');
+  });
+  const r = await s.prepare('step', 'layer2');
+  const view = { etc: (await readdir(join(r.path, 'etc'))).sort(), sub: (await readdir(join(r.path, 'etc/sub'))).sort() };
+  await rm(join(r.path, 'etc/passwd'));
+  await rm(join(r.path, 'etc/sub'), { recursive: true });
+  await mkdir(join(r.path, 'etc/sub'));
+  await writeFile(join(r.path, 'etc/sub/again'), 'again');
+  const { changes } = await s.changes('step');
+  const mountsDuring = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(args.root)).length;
+  await s.commit('step', 'step1');
+  const mountsAfter = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(args.root)).length;
+  out({ support, kind: s.kind, uid: process.getuid?.(), view, changes, mountsDuring, mountsAfter, active: await readdir(join(args.root, 'snapshots', s.kind, '.active')) });
+}
