@@ -4,6 +4,7 @@
  * require an array. Iterative, so deeply nested input cannot overflow the
  * stack; nesting deeper than Go's limit (10000) is a decode error.
  */
+import { isSpace } from './text.js';
 
 export type JsonArrayResult =
   | { kind: 'strings'; values: string[] }
@@ -11,13 +12,16 @@ export type JsonArrayResult =
   | { kind: 'invalid' }; // not a JSON array: caller falls back to shell form
 
 const MAX_DEPTH = 10000;
+/** true, false, null or a JSON number, anchored at lastIndex. */
+const LITERAL = /true|false|null|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
 class JsonSyntax extends Error {}
 
 export function decodeJsonArray(text: string): JsonArrayResult {
   let i = 0;
   const n = text.length;
-  while (i < n && isJsonSpace(text.charCodeAt(i))) i++;
+  // BuildKit trims Unicode spaces (strings.TrimLeftFunc) before looking for '['.
+  while (i < n && isSpace(text.charCodeAt(i))) i++;
   if (text[i] !== '[') return { kind: 'invalid' };
   try {
     const values: string[] = [];
@@ -80,23 +84,10 @@ export function decodeJsonArray(text: string): JsonArrayResult {
       }
     };
     const readScalar = (): void => {
-      const rest = text.slice(i, i + 400);
-      const lit = /^(?:true|false|null)/.exec(rest);
-      if (lit) {
-        i += lit[0].length;
-        return;
-      }
-      const num = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(rest);
-      if (num && num[0].length > 0) {
-        i += num[0].length;
-        // a number longer than the window: consume remaining digits
-        while (i < n && /[0-9.eE+-]/.test(text[i]!)) {
-          if (!/[0-9]/.test(text[i]!)) throw new JsonSyntax('bad number');
-          i++;
-        }
-        return;
-      }
-      throw new JsonSyntax('invalid character');
+      LITERAL.lastIndex = i;
+      const m = LITERAL.exec(text);
+      if (!m) throw new JsonSyntax('invalid character');
+      i += m[0].length;
     };
 
     // Parse a value at the current position; containers push onto the stack.

@@ -172,3 +172,20 @@ export function resolveMetaArgs(
   }
   return { values, declared };
 }
+
+/**
+ * The value an `ARG` inside a stage takes (BuildKit's rule): a build-arg wins;
+ * else the declared default, expanded in the stage's environment by `expand`;
+ * else the value of a meta ARG of the same name (a bare `ARG NAME` re-imports
+ * it, platform args included); else the ARG is declared but unset.
+ */
+export function stageArgValue(
+  decl: { key: string; value?: string },
+  buildArgs: ReadonlyMap<string, string>,
+  meta: Pick<MetaArgScope, 'values'>,
+  expand: (word: string) => string,
+): string | undefined {
+  if (buildArgs.has(decl.key)) return buildArgs.get(decl.key);
+  if (decl.value !== undefined) return expand(decl.value);
+  return meta.values.get(decl.key);
+}

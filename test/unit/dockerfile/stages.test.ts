@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { findStage, parseStages, PLATFORM_ARGS, platformArgs, PROXY_ARGS, resolveMetaArgs } from '../../../src/dockerfile/stages.js';
+import { findStage, parseStages, PLATFORM_ARGS, platformArgs, PROXY_ARGS, resolveMetaArgs, stageArgValue } from '../../../src/dockerfile/stages.js';
 import { DockerfileError } from '../../../src/errors.js';
 
 const DF = `# syntax=docker/dockerfile:1
@@ -65,6 +65,16 @@ test('stage errors: instruction before FROM, no stage, duplicate names', () => {
       assert.ok((e as { sources?: Map<string, string> }).sources?.get('Dockerfile') === text, 'the source travels with the error');
     }
   }
+});
+
+test('stage ARGs: build-arg, then default, then the meta ARG of the same name', () => {
+  const meta = { values: new Map([['V', 'global'], ['TARGETOS', 'linux']]) };
+  const up = (w: string) => w.toUpperCase();
+  assert.is(stageArgValue({ key: 'V', value: 'd' }, new Map([['V', 'cli']]), meta, up), 'cli');
+  assert.is(stageArgValue({ key: 'V', value: 'd' }, new Map(), meta, up), 'D');
+  assert.is(stageArgValue({ key: 'V' }, new Map(), meta, up), 'global');
+  assert.is(stageArgValue({ key: 'TARGETOS' }, new Map(), meta, up), 'linux');
+  assert.is(stageArgValue({ key: 'OTHER' }, new Map(), meta, up), undefined);
 });
 
 test.run();
