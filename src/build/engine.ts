@@ -170,7 +170,8 @@ export async function runBuild(def: DockerfileDef, runtime: BuildRuntime, opts: 
     oci: opts.ociMediaTypes !== false,
     labels: opts.labels ?? {},
     annotations: opts.annotations ?? {},
-    created: process.env.SOURCE_DATE_EPOCH ? created : (final.created ?? created),
+    created,
+    fixedTime: process.env.SOURCE_DATE_EPOCH !== undefined,
   });
   return {
     manifest: img.manifest,

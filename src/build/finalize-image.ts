@@ -14,6 +14,8 @@ export interface FinalizeOptions {
   annotations?: Record<string, string>;
   /** ISO time for `created` and history entries without one (SOURCE_DATE_EPOCH or now). */
   created: string;
+  /** Use `created` as is (SOURCE_DATE_EPOCH). */
+  fixedTime?: boolean;
 }
 
 export interface FinalImage {
@@ -31,8 +33,14 @@ export async function finalizeImage(store: ContentStore, state: ImageState, opts
     config.config ??= {};
     config.config.Labels = { ...(config.config.Labels ?? {}), ...opts.labels };
   }
-  config.created = opts.created;
-  for (const h of config.history ?? []) h.created ??= opts.created;
+  // Metadata-only entries take the time of the step before them, so a fully
+  // cached rebuild writes the same config (and image ID) as the build it reuses.
+  let carry: string | undefined;
+  for (const h of config.history ?? []) {
+    h.created ??= carry ?? opts.created;
+    carry = h.created;
+  }
+  config.created = opts.fixedTime ? opts.created : (carry ?? opts.created);
   config.rootfs = { type: 'layers', diff_ids: state.layers.map((l) => l.diffId) };
   const ordered = orderConfig(config);
   const configBytes = Buffer.from(JSON.stringify(ordered));

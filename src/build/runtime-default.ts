@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { ContentStore } from '../content/types.js';
-import { HostError, KilnError } from '../errors.js';
+import { KilnError } from '../errors.js';
 import { readImage } from '../image/stored-image.js';
 import { applyLayer } from '../layer/apply.js';
 import { writeLayer } from '../layer/write-layer.js';
@@ -50,25 +50,17 @@ export function defaultRuntime(opts: DefaultRuntimeOptions): BuildRuntime & { cl
     applyLayer,
     snapshotter: () =>
       (snap ??= (async () => {
-        const { OverlaySnapshotter } = await import('../snapshot/overlay-snapshotter.js');
-        const { overlaySupported } = await import('../snapshot/overlay-support.js');
-        const dir = join(opts.kilnRoot, 'snapshots');
-        if (!(await overlaySupported(opts.kilnRoot).catch(() => false))) {
-          throw new HostError('Cannot prepare a rootfs: overlayfs is not usable here and the copy snapshotter is not available yet', {
-            code: 'HOST_NO_OVERLAY',
-            hint: 'Run kiln as root or in a user namespace where overlay mounts are allowed.',
-          });
-        }
-        return OverlaySnapshotter.open(dir);
+        const { createSnapshotter } = await import('../snapshot/create-snapshotter.js');
+        const sn = await createSnapshotter({ root: opts.kilnRoot });
+        if (sn.kind === 'copy') opts.onInfo?.(`snapshotter: copy (${(sn as { reason?: string }).reason ?? 'overlay unavailable'})`);
+        return sn;
       })()),
     executor: () =>
       (exec ??= (async () => {
-        const iso = opts.isolation ?? 'auto';
-        if (iso === 'auto' || iso === 'bwrap') {
-          const { BwrapExecutor } = await import('../sandbox/bwrap.js');
-          return new BwrapExecutor();
-        }
-        throw new HostError(`Cannot use --isolation ${iso}: only bwrap is available in this build`, { code: 'HOST_ISOLATION' });
+        const { selectExecutor } = await import('../sandbox/select-executor.js');
+        const sel = await selectExecutor(opts.isolation ?? 'auto');
+        if (sel.notice) opts.onInfo?.(sel.notice);
+        return sel.executor;
       })()),
     async resolveImage(ref: string, platform: Platform, o: { pull: boolean; signal?: AbortSignal }): Promise<ResolvedImage> {
       if (!o.pull) {

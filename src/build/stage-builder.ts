@@ -724,8 +724,10 @@ export class StageBuilder {
     try {
       await work(rootfs.path, (stream, chunk) => sh.emit({ type: 'step-log', id, stream, data: chunk.toString(), time: Date.now() }));
       const { root, changes } = await snap.changes(active);
+      const now = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000).toISOString() : new Date().toISOString();
       if (changes.length === 0) {
         addHistory(this.state, history, true);
+        this.state.config.history!.at(-1)!.created = now;
       } else {
         const layer = await rt.writeLayer(rt.store, {
           root,
@@ -738,6 +740,7 @@ export class StageBuilder {
         const ref = { descriptor: layer.descriptor, diffId: layer.diffId };
         pushLayer(this.state, ref);
         addHistory(this.state, history, false);
+        this.state.config.history!.at(-1)!.created = now;
         const newId = stateChainId(this.state)!;
         await rootfs.release();
         if (await snap.exists(newId)) {

@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { SecretSpec } from '../../build/types.js';
 import { UsageError } from '../../errors.js';
-import { type BuildOptions, build } from '../../export/build-and-export.js';
+import type { BuildOptions } from '../../export/build-and-export.js';
 import type { Isolation } from '../../sandbox/types.js';
 import { type Command, type CommandIO, type ParsedArgs, flagBool, flagList, flagString } from '../command.js';
 import { createProgress, parseProgressMode } from '../progress.js';
@@ -57,6 +57,7 @@ export const buildCommand: Command = {
   name: 'build',
   summary: 'Build an image from a Dockerfile',
   usage: 'build [flags] PATH | -',
+  needsNamespace: true,
   details: [
     'PATH is the build context directory; "-" reads the Dockerfile from stdin (empty context).',
     'Outputs (-o): type=image[,name=N][,push=true] (default: tag in the local store), type=oci,dest=F.tar,',
@@ -147,6 +148,7 @@ export const buildCommand: Command = {
     opts.onEvent = (e) => progress.onEvent(e);
     let result;
     try {
+      const { build } = await import('../../export/build-and-export.js');
       result = await build(opts);
     } finally {
       progress.close();
