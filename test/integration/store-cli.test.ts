@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { OciLayoutStore } from '../../src/content/index.js';
+import { pushBusybox } from '../helpers/fixtures.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { kilnBin } from '../helpers/repo.js';
+
+const t = suite<{ reg: TestRegistry; work: string; env: Record<string, string>; ref: string }>('kiln images/tag/rmi/inspect/prune/store verify');
+
+function kiln(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [kilnBin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => (out += d));
+    c.stderr.on('data', (d: Buffer) => (err += d));
+    const timer = setTimeout(() => c.kill('SIGKILL'), 60_000);
+    c.on('error', reject);
+    c.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, out, err });
+    });
+  });
+}
+
+t.before(async (ctx) => {
+  ctx.reg = await startRegistry();
+  ctx.work = await mkdtemp(join(tmpdir(), 'kiln-storecli-'));
+  ctx.env = { KILN_ROOT: join(ctx.work, 'root'), DOCKER_CONFIG: join(ctx.work, 'docker'), CONTAINERS_REGISTRIES_CONF: join(ctx.work, 'registries.conf') };
+  await writeFile(ctx.env.CONTAINERS_REGISTRIES_CONF!, '');
+  ctx.ref = await pushBusybox(ctx.reg);
+});
+t.after(async (ctx) => {
+  await ctx.reg?.stop();
+  await rm(ctx.work, { recursive: true, force: true });
+});
+
+t('pull, images, tag, inspect (local), rmi, prune, store verify', async ({ env, ref }) => {
+  const pull = await kiln(['pull', ref], env);
+  assert.is(pull.code, 0, pull.err);
+  assert.match(pull.out, 'Pull complete');
+  assert.match(pull.out, `${ref}\n`);
+  const again = await kiln(['pull', ref], env);
+  assert.match(again.out, 'Already exists');
+
+  assert.is((await kiln(['tag', ref, 'example.com/mine:1'], env)).code, 0);
+  const images = await kiln(['images', '--json'], env);
+  const rows = JSON.parse(images.out) as Array<{ name: string; digest: string; platforms: string[]; size: number }>;
+  assert.equal(rows.map((r) => r.name), [ref, 'example.com/mine:1'].sort());
+  assert.is(rows[0]!.digest, rows[1]!.digest);
+  assert.ok(rows[0]!.size > 100_000);
+  const table = await kiln(['images'], env);
+  assert.match(table.out, /^NAME\s+DIGEST\s+PLATFORMS\s+SIZE\n/);
+  assert.match(table.out, 'example.com/mine:1');
+
+  const inspect = await kiln(['inspect', 'example.com/mine:1'], env);
+  assert.is(inspect.code, 0, inspect.err);
+  const doc = JSON.parse(inspect.out);
+  assert.is(doc.source, 'local');
+  assert.is(doc.config.os, 'linux');
+  assert.is(doc.manifest.layers.length, 1);
+
+  assert.is((await kiln(['rmi', ref], env)).code, 0);
+  const missing = await kiln(['rmi', ref], env);
+  assert.is(missing.code, 1);
+  assert.match(missing.err, 'no such image');
+  // Still referenced by example.com/mine:1: nothing to prune.
+  const p1 = await kiln(['prune'], env);
+  assert.match(p1.out, '(0 blobs; 3 kept)');
+  assert.is((await kiln(['rmi', 'example.com/mine:1'], env)).code, 0);
+  const dry = await kiln(['prune', '--dry-run'], env);
+  assert.match(dry.out, 'Would delete: sha256:');
+  const p2 = await kiln(['prune'], env);
+  assert.match(p2.out, '(3 blobs; 0 kept)');
+  const v = await kiln(['store', 'verify'], env);
+  assert.is(v.code, 0);
+  assert.match(v.out, 'Checked 0 blobs');
+});
+
+t('store verify reports a tampered blob and exits 1', async ({ env, ref }) => {
+  assert.is((await kiln(['pull', '-q', ref], env)).code, 0);
+  const store = new OciLayoutStore(env.KILN_ROOT!);
+  const desc = (await store.getTag(ref))!;
+  const manifest = JSON.parse((await store.read(desc.digest)).toString());
+  const layer = manifest.layers[0].digest;
+  const path = store.blobPath(layer);
+  const bytes = await readFile(path);
+  bytes[100] ^= 1;
+  await writeFile(path, bytes);
+  const v = await kiln(['store', 'verify'], env);
+  assert.is(v.code, 1);
+  assert.match(v.out, `MISMATCH ${layer}`);
+  assert.match(v.out, '1 mismatched');
+  const json = JSON.parse((await kiln(['store', 'verify', '--json'], env)).out);
+  assert.is(json.mismatches[0].digest, layer);
+});
+
+t('usage errors: unknown image, bad arguments', async ({ env }) => {
+  const push = await kiln(['push', 'nothing/here:1'], env);
+  assert.is(push.code, 1);
+  assert.match(push.err, 'Cannot push "docker.io/nothing/here:1": no such image in the local store');
+  const tag = await kiln(['tag', 'only-one'], env);
+  assert.is(tag.code, 2);
+  const pull = await kiln(['pull'], env);
+  assert.is(pull.code, 2);
+});
+
+t.run();
