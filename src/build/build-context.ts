@@ -14,7 +14,7 @@
  * - The Dockerfile and the ignore file are ordinary entries (the builder reads them anyway).
  */
 import type { Stats } from 'node:fs';
-import { chmod, copyFile, lstat, lutimes, mkdir, readFile, readdir, readlink, symlink, utimes } from 'node:fs/promises';
+import { chmod, copyFile, link, lstat, lutimes, mkdir, readFile, readdir, readlink, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { KilnError } from '../errors.js';
@@ -36,6 +36,8 @@ export interface ContextEntry {
   gid: number;
   /** For symlinks: the link text, as stored. */
   linkTarget?: string;
+  /** For a regular file whose inode an earlier entry of this walk already had: that entry's path. */
+  hardlinkOf?: string;
 }
 
 /** The ignore rules that apply to a context. */
@@ -112,6 +114,7 @@ export async function* walkContext(contextDir: string, options: WalkContextOptio
     exceptionPrefixes.some((p) => p === rel || p.startsWith(rel + '/') || (rel + '/').startsWith(p));
 
   const pending: ContextEntry[] = []; // excluded ancestors, emitted only before a re-included descendant
+  const inodes = new Map<string, string>(); // "dev:ino" of emitted multi-link files → first path
 
   async function* visit(absDir: string, relDir: string, parentInfo: ParentMatchInfo | undefined, excludedDir: boolean): AsyncGenerator<ContextEntry> {
     options.signal?.throwIfAborted();
@@ -168,6 +171,12 @@ export async function* walkContext(contextDir: string, options: WalkContextOptio
         yield* pending;
         pending.length = 0;
       }
+      if (type === 'file' && st.nlink > 1) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = inodes.get(key);
+        if (first === undefined) inodes.set(key, rel);
+        else entry.hardlinkOf = first;
+      }
       yield entry;
       if (type === 'dir') yield* visit(abs, rel, info, false);
     }
@@ -210,7 +219,7 @@ export function includeFilterFor(entries: readonly ContextEntry[]): (rel: string
 
 /**
  * Copy what `COPY . destDir` would see: directories, regular files and symlinks (as links), with
- * permission bits and modification times. Ownership is left to the caller (COPY sets it in the
+ * permission bits and modification times; files hard-linked together in the context stay linked. Ownership is left to the caller (COPY sets it in the
  * layer). A fifo, socket or device in the context is refused with a clear error.
  * Returns the entries copied, in walk order. destDir must exist.
  */
@@ -226,6 +235,10 @@ export async function copyContext(contextDir: string, destDir: string, options: 
         dirs.push(e);
         break;
       case 'file':
+        if (e.hardlinkOf !== undefined) {
+          await link(join(destDir, ...e.hardlinkOf.split('/')), dst);
+          break;
+        }
         await copyFile(e.hostPath, dst);
         await chmod(dst, e.mode & 0o7777);
         await utimes(dst, e.mtimeMs / 1000, e.mtimeMs / 1000);

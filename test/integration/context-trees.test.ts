@@ -116,6 +116,21 @@ test('copyContext keeps file modes, mtimes and symlink targets', async () => {
   assert.is(await readlink(join(dest, 'link')), 'bin/run');
 });
 
+test('hard-linked context files stay hard-linked in the copy', async () => {
+  const root = join(scratch, 'hardlinks', 'ctx');
+  await makeTree(root, { 'a/one': 'same inode' });
+  const { link, stat } = await import('node:fs/promises');
+  await link(join(root, 'a/one'), join(root, 'two'));
+  const entries = await listContext(root);
+  assert.is(entries.find((e) => e.path === 'two')?.hardlinkOf, 'a/one');
+  const dest = join(scratch, 'hardlinks', 'dst');
+  await mkdir(dest, { recursive: true });
+  await copyContext(root, dest);
+  const [s1, s2] = [await stat(join(dest, 'a/one')), await stat(join(dest, 'two'))];
+  assert.is(s1.ino, s2.ino);
+  assert.is(s1.nlink, 2);
+});
+
 test('a context directory that cannot be read is an error naming it', async () => {
   const missing = join(scratch, 'no-such-context');
   await listContext(missing).then(
