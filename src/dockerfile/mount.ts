@@ -107,6 +107,9 @@ export function parseMountSpec(spec: string, expand?: (word: string) => string):
   const fields = parseCsvRecord(spec);
   const m: Mount = { type: 'bind', readOnly: false, required: false, deferred: [] };
   let roAuto = true;
+  // With `type=$VAR` the type is unknown until expansion: type-dependent checks wait too.
+  const typeLater = !expand && fields.some((f) => /^type=/i.test(f) && f.includes('$'));
+  const typeIs = (...types: MountType[]) => typeLater || types.includes(m.type);
   for (const field of fields) {
     const eq = field.indexOf('=');
     const key = (eq === -1 ? field : field.slice(0, eq)).toLowerCase();
@@ -123,7 +126,7 @@ export function parseMountSpec(spec: string, expand?: (word: string) => string):
           roAuto = false;
           continue;
         case 'required':
-          if (m.type === 'secret' || m.type === 'ssh') {
+          if (typeIs('secret', 'ssh')) {
             m.required = true;
             continue;
           }
@@ -178,11 +181,11 @@ export function parseMountSpec(spec: string, expand?: (word: string) => string):
         roAuto = false;
         break;
       case 'required':
-        if (m.type !== 'secret' && m.type !== 'ssh') throw new MountError(`unexpected key '${key}' for mount type '${m.type}'`);
+        if (!typeIs('secret', 'ssh')) throw new MountError(`unexpected key '${key}' for mount type '${m.type}'`);
         m.required = parseBool(key, value);
         break;
       case 'size':
-        if (m.type !== 'tmpfs') throw new MountError(`unexpected key '${key}' for mount type '${m.type}'`);
+        if (!typeIs('tmpfs')) throw new MountError(`unexpected key '${key}' for mount type '${m.type}'`);
         try {
           m.sizeLimit = parseRamBytes(value);
         } catch {
@@ -191,7 +194,7 @@ export function parseMountSpec(spec: string, expand?: (word: string) => string):
         break;
       case 'id': m.id = value; break;
       case 'sharing': {
-        if (m.type !== 'cache') throw new MountError(`unexpected key '${key}' for mount type '${m.type}'`);
+        if (!typeIs('cache')) throw new MountError(`unexpected key '${key}' for mount type '${m.type}'`);
         const s = value.toLowerCase();
         if (s !== 'shared' && s !== 'private' && s !== 'locked') throw new MountError(`unsupported sharing value ${JSON.stringify(value)}`);
         m.sharing = s;
@@ -208,6 +211,7 @@ export function parseMountSpec(spec: string, expand?: (word: string) => string):
     }
   }
 
+  if (typeLater) return m;
   const fileInfoAllowed = m.type === 'secret' || m.type === 'ssh' || m.type === 'cache';
   if (!fileInfoAllowed) {
     if (m.mode !== undefined) throw new MountError(`mode not allowed for ${JSON.stringify(m.type)} type mounts`);

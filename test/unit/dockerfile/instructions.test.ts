@@ -84,6 +84,8 @@ test('RUN --mount: defaults and deferred variables', () => {
   assert.is(cache!.sharing, 'shared');
   assert.is(cache!.target, '$HOME/.cache');
   assert.equal(cache!.deferred, ['target', 'uid']);
+  const [later] = one<RunInstruction>('RUN --mount=type=$KIND,id=x,sharing=locked x').mounts;
+  assert.equal(later!.deferred, ['type'], 'type-dependent checks wait for the expanded type');
 });
 
 test('RUN --mount: invalid specs are refused with BuildKit texts', () => {
