@@ -17,9 +17,11 @@ export function dumpNode(node: DockerfileNode): string {
     if (n.flags.length > 0) s += ' [' + n.flags.map(goQuote).join(' ') + ']';
     if (n.onbuild) s += ' (' + inner + ')';
     for (const a of n.args) s += ' ' + goQuote(a);
-    inner = trimSpace(s);
+    // Only a lone node can start or end with a space (an empty keyword); trimming every
+    // level would flatten the growing string each time.
+    inner = i === chain.length - 1 ? trimSpace(s) : s;
   }
-  return inner;
+  return chain.length > 1 ? trimSpace(inner) : inner;
 }
 
 /** The whole tree, newline-terminated (BuildKit's `Dump() + "\n"`). */

@@ -139,7 +139,7 @@ test(`fuzz: ${COUNT} random and mutated inputs (seed ${SEED})`, () => {
   const elapsed = Date.now() - started;
   console.log(`  dockerfile fuzz: ${done} inputs + ${long.length} long ones in ${elapsed} ms, slowest ${slowest} ms`);
   assert.ok(done >= 500, `at least 500 inputs ran within the budget (ran ${done})`);
-  assert.ok(slowest < 2000, `no input took 2 s or more (slowest ${slowest} ms)`);
+  assert.ok(slowest < 5000, `no input took 5 s or more (slowest ${slowest} ms); the long inputs take well under 100 ms on an idle machine`);
 });
 
 test.run();
