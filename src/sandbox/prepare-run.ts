@@ -53,7 +53,7 @@ export async function prepareRun(req: RunRequest, extraDirs: string[] = ['/proc'
   const cleanup = async () => {
     if (cleaned) return;
     cleaned = true;
-    await removePlaceholders(placeholders, touchedDirs);
+    await removePlaceholders(rootfs, placeholders, touchedDirs);
     await rm(tempDir, { recursive: true, force: true });
   };
 
@@ -64,7 +64,15 @@ export async function prepareRun(req: RunRequest, extraDirs: string[] = ['/proc'
     if (!targets.has('/etc/hosts')) specs.push({ type: 'file', target: '/etc/hosts', content: hostsFile(hostname) });
     if (!targets.has('/etc/resolv.conf')) specs.push({ type: 'file', target: '/etc/resolv.conf', content: resolvConfFile() });
 
-    for (const d of extraDirs) await ensureMountpoint(rootfs, d, 'dir', placeholders, touchedDirs);
+    for (const d of extraDirs) {
+      const lst = await lstat(join(rootfs, d)).catch(() => undefined);
+      if (lst && !lst.isDirectory()) {
+        throw new KilnError('ROOTFS_INVALID', `Cannot run "${display(req)}": "${d}" in the rootfs is not a directory`, {
+          hint: `The image replaced ${d} with a file or symlink; kiln mounts the sandbox's own ${d} there.`,
+        });
+      }
+      await ensureMountpoint(rootfs, d, 'dir', placeholders, touchedDirs);
+    }
 
     const mounts: PreparedMount[] = [];
     let n = 0;
@@ -196,9 +204,17 @@ async function ensureMountpoint(
   return inside;
 }
 
-async function removePlaceholders(placeholders: Placeholder[], touched: Map<string, { atime: Date; mtime: Date }>): Promise<void> {
+/**
+ * Remove what ensureMountpoint created. The step may have replaced a
+ * placeholder's parent with a symlink (BuildKit CVE-2024-23652: its stub
+ * cleaner then deleted host files), so every path is re-resolved inside the
+ * rootfs without following the final component and skipped when it moved.
+ */
+async function removePlaceholders(rootfs: string, placeholders: Placeholder[], touched: Map<string, { atime: Date; mtime: Date }>): Promise<void> {
+  const unmoved = async (p: string) => (await resolveInRoot(rootfs, '/' + relative(rootfs, p), false).catch(() => undefined)) === p;
   for (const p of [...placeholders].reverse()) {
     try {
+      if (!(await unmoved(p.path))) continue;
       if (p.kind === 'file') {
         const st = await lstat(p.path);
         if (st.isFile() && st.size === 0) await unlink(p.path);
@@ -210,6 +226,8 @@ async function removePlaceholders(placeholders: Placeholder[], touched: Map<stri
     }
   }
   for (const [dir, t] of touched) {
-    await utimes(dir, t.atime, t.mtime).catch(() => undefined);
+    if (!(await unmoved(dir))) continue;
+    const st = await lstat(dir).catch(() => undefined);
+    if (st?.isDirectory()) await utimes(dir, t.atime, t.mtime).catch(() => undefined);
   }
 }
