@@ -162,11 +162,12 @@ export async function buildCase(env: E2EEnv, spec: CaseSpec): Promise<CaseResult
   };
 }
 
-/** Build a case that must fail; returns the error message. */
+/** Build a case that must fail (the build itself, not a later check); returns the error message. */
 export async function buildFails(env: E2EEnv, spec: CaseSpec, ...expect: string[]): Promise<string> {
+  const { dir, file } = await prepare(env, spec);
   let err: unknown;
   try {
-    await buildCase(env, spec);
+    await build({ context: dir, file, kilnRoot: env.root, buildArgs: spec.buildArgs ?? {}, ...(spec.target !== undefined ? { target: spec.target } : {}), ...(spec.opts ?? {}) });
   } catch (e) {
     err = e;
   }
@@ -220,8 +221,9 @@ export async function checkWithTools(root: string, name: string): Promise<void> 
   assert.ok(Array.isArray(info.Layers), 'skopeo inspect lists layers');
   const bundle = await mkdtemp(join(tmpdir(), 'kiln-umoci-'));
   try {
-    await run('umoci', ['unpack', '--image', `${root}:${name}`, join(bundle, 'b')], { timeout: 60_000 });
-    await readdir(join(bundle, 'b', 'rootfs'));
+    // raw unpack: the rootfs only (a runtime config would need USER to resolve in scratch images).
+    await run('umoci', ['raw', 'unpack', '--image', `${root}:${name}`, join(bundle, 'rootfs')], { timeout: 60_000 });
+    await readdir(join(bundle, 'rootfs'));
   } finally {
     await rm(bundle, { recursive: true, force: true });
   }
