@@ -288,6 +288,16 @@ export function parseHeredocMarker(word: string): Omit<Heredoc, 'content'> | und
   return { name: words[0]!, fileDescriptor: Number.isSafeInteger(fd) ? fd : 0, expand: quotes(words[0]!) === quotes(raw[0]!), chomp };
 }
 
+/** parseHeredocMarker, with a malformed marker counting as no marker (BuildKit's MustParseHeredoc). */
+export function mustParseHeredocMarker(word: string): Omit<Heredoc, 'content'> | undefined {
+  try {
+    return parseHeredocMarker(word);
+  } catch (e) {
+    if (e instanceof HeredocSyntaxError) return undefined;
+    throw e;
+  }
+}
+
 /** The heredocs a whole instruction line announces, in order (bodies not read yet). */
 export function heredocsFromLine(line: string): Array<Omit<Heredoc, 'content'>> {
   let words: string[];

@@ -8,7 +8,7 @@ import { DockerfileError, type SourceRange } from '../errors.js';
 import { suggest } from '../util/suggest.js';
 import { parseGoDuration } from './duration.js';
 import { FlagError, type FlagKind, type FlagValues, parseFlags } from './flags.js';
-import { chompHeredoc, parseHeredocMarker } from './heredoc.js';
+import { chompHeredoc, mustParseHeredocMarker } from './heredoc.js';
 import { type Mount, MountError, parseMountSpec } from './mount.js';
 import type { DockerfileNode } from './parser.js';
 import { trimSpace } from './text.js';
@@ -349,10 +349,10 @@ function build(node: DockerfileNode, upper: string): Instruction {
       const sources: string[] = [];
       const contents: SourceContent[] = [];
       if (!node.json) {
-        if (parseHeredocMarker(dest)) fail(`${upper} cannot accept a heredoc as a destination`);
+        if (mustParseHeredocMarker(dest)) fail(`${upper} cannot accept a heredoc as a destination`);
         const byName = new Map(node.heredocs.map((h) => [h.name, h]));
         for (const src of srcs) {
-          const marker = parseHeredocMarker(src);
+          const marker = mustParseHeredocMarker(src);
           if (marker) {
             const body = byName.get(marker.name)?.content ?? '';
             contents.push({ path: marker.name, data: marker.chomp ? chompHeredoc(body) : body, expand: marker.expand });

@@ -10,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { detectSyntax } from '../../../src/dockerfile/directives.js';
 import { dumpParseResult } from '../../../src/dockerfile/dump.js';
+import { parseInstruction } from '../../../src/dockerfile/instructions.js';
 import { parseDockerfile } from '../../../src/dockerfile/parser.js';
 import { parseStages } from '../../../src/dockerfile/stages.js';
 import { DockerfileError } from '../../../src/errors.js';
@@ -44,7 +45,7 @@ const TOKENS = [
   '\\\n', '`\n', '\n', '\r\n', '\t', ' ', '<<EOF', '<<-EOF', "<<'EOF'", 'EOF\n', '"', "'", '[', ']', '["a",', '{', '}', '#', '# escape=`\n',
   '# syntax=x\n', '--', '--mount=', 'type=cache,target=/x', '=', '${', '$', 'ONBUILD ', 'RUN ', 'COPY ', 'ADD ', 'FROM ', 'ARG ', 'ENV ',
   'LABEL ', 'HEALTHCHECK ', 'CMD ', 'SHELL ', 'EXPOSE ', 'VOLUME ', 'USER ', 'WORKDIR ', 'STOPSIGNAL ', 'MAINTAINER ', 'AS ', 'NONE',
-  '--interval=', '--retries=x', '\u0000', '\uFEFF', '\u00a0', '\u2028', '♥', '\\', '\\\\', '3<<', '<< ', '<<- ',
+  '--interval=', '--retries=x', '\u0000', '\uFEFF', '\u00a0', '\u2028', '♥', '\\', '\\\\', '3<<', '<< ', '<<- ', "<<'", '<<"', "COPY <<'X /d\n", 'ADD a <<"B\n', '--mount=type=$T,',
 ];
 
 function mutate(r: () => number, input: Buffer): Buffer {
@@ -86,6 +87,14 @@ function check(input: Buffer, label: string): void {
   for (const run of [
     () => dumpParseResult(parseDockerfile(input, { file: 'fuzz/Dockerfile' })),
     () => parseStages(input, { file: 'fuzz/Dockerfile' }),
+    // every node on its own, not only up to the first refused one
+    ...(() => {
+      try {
+        return parseDockerfile(input, { file: 'fuzz/Dockerfile' }).nodes.map((n) => () => parseInstruction(n, 'fuzz/Dockerfile'));
+      } catch {
+        return [];
+      }
+    })(),
     () => detectSyntax(input),
   ]) {
     try {

@@ -141,6 +141,10 @@ test('COPY: sources, dest, every flag typed', () => {
   assert.equal([empty.from, empty.chown], [undefined, undefined], 'an empty value means not given');
   assert.is(refused('COPY --link=maybe a b').detail, 'expecting boolean value for flag --link, not: maybe');
   assert.is(refused('COPY --link= a b').detail, 'missing a value on flag: --link');
+  // a malformed marker is an ordinary path, as in BuildKit (MustParseHeredoc)
+  const odd = one<CopyInstruction>("COPY <<'EOF /x");
+  assert.equal([odd.sources, odd.contents, odd.dest], [["<<'EOF"], [], '/x']);
+  assert.is(one<CopyInstruction>("COPY a <<'EOF").dest, "<<'EOF");
   assert.is(refused('COPY --checksum=sha256:00 a b').detail, 'unknown flag: --checksum');
   assert.is(refused('COPY --keep-git-dir a b').detail, 'unknown flag: --keep-git-dir');
 });
