@@ -18,7 +18,7 @@
  *   // One blob into the store (Range resume, verified):
  *   await fetchBlob(client, endpoint, layerDescriptor, store);
  *   // Endpoints (mirrors, insecure, blocked) for a reference:
- *   endpointsFor(ref, client.conf, { insecureRegistries })
+ *   client.endpoints(ref, { forPush })
  *
  *   await client.close();
  *
@@ -38,7 +38,7 @@ export { RegistryClient, MANIFEST_ACCEPT, type RegistryClientOptions, type Reque
 export { pullImage, resolve, mapLimit, type PullOptions, type PullResult, type PullProgress } from './pull-image.js';
 export { pushImage, type PushOptions, type PushResult, type PushProgress } from './push-image.js';
 export { fetchBlob, type FetchBlobOptions } from './fetch-blob.js';
-export { candidateReferences, endpointsFor } from './resolve-reference.js';
+export { candidateReferences } from './resolve-reference.js';
 export {
   loadRegistriesConf, mergeRegistriesConf, resolveEndpoints, findRegistryConf, isLoopbackHost, emptyRegistriesConf,
   type RegistriesConf, type RegistryConf, type MirrorConf, type Endpoint,

@@ -9,7 +9,7 @@ import type { ImageReference } from '../oci/reference.js';
 import { fetchBlob } from './fetch-blob.js';
 import type { Endpoint } from './registries-conf.js';
 import type { RegistryClient } from './registry-client.js';
-import { candidateReferences, endpointsFor, firstEndpoint } from './resolve-reference.js';
+import { candidateReferences, firstEndpoint } from './resolve-reference.js';
 
 export interface PullOptions {
   store: ContentStore;
@@ -59,7 +59,7 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i:
 
 /** Resolve a reference to the descriptor of its manifest or index, without downloading blobs. */
 export async function resolve(ref: ImageReference, client: RegistryClient, signal?: AbortSignal): Promise<{ descriptor: Descriptor; endpoint: Endpoint }> {
-  const eps = endpointsFor(ref, client.conf, { insecureRegistries: client.options.insecureRegistries });
+  const eps = client.endpoints(ref);
   return firstEndpoint(eps, async (ep) => {
     const d = await client.headManifest(ep, ref.manifestReference, signal);
     if (!d) throw new RegistryError(`Cannot resolve "${ref}": manifest unknown`, { registry: ep.host, repository: ep.repository, status: 404, code: 'NOT_FOUND' });
@@ -130,7 +130,7 @@ export async function pullImage(ref: string | ImageReference, opts: PullOptions)
   let lastErr: unknown;
   for (const cand of candidates) {
     try {
-      const eps = endpointsFor(cand, opts.client.conf, { insecureRegistries: opts.client.options.insecureRegistries });
+      const eps = opts.client.endpoints(cand);
       const result = await firstEndpoint(eps, (ep) => pullFrom(cand, ep, opts), opts.client.log);
       if (opts.tag !== false) await opts.store.setTag(cand.toString(), result.top);
       return result;

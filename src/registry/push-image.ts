@@ -9,7 +9,6 @@ import { isRetryableNetworkError } from './http-util.js';
 import { mapLimit } from './pull-image.js';
 import type { Endpoint } from './registries-conf.js';
 import type { RegistryClient } from './registry-client.js';
-import { endpointsFor } from './resolve-reference.js';
 
 export interface PushOptions {
   client: RegistryClient;
@@ -62,7 +61,7 @@ async function mountCandidates(store: ContentStore, target: ImageReference): Pro
 export async function pushImage(store: ContentStore, source: Descriptor, ref: string | ImageReference, opts: PushOptions): Promise<PushResult> {
   const target = typeof ref === 'string' ? parseDockerRef(ref) : ref;
   const { client } = opts;
-  const ep = endpointsFor(target, client.conf, { insecureRegistries: client.options.insecureRegistries, forPush: true }).at(-1)!;
+  const ep = client.endpoints(target, { forPush: true }).at(-1)!;
   const mountFrom = opts.mountFrom ?? (await mountCandidates(store, target));
   const counts = { uploaded: 0, mounted: 0, existed: 0 };
   const done = new Map<Digest, Promise<void>>();

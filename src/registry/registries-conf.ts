@@ -187,6 +187,8 @@ export interface EndpointOptions {
   byDigest?: boolean;
   /** Push: mirrors are never used. */
   forPush?: boolean;
+  /** Treat loopback hosts as insecure, as Docker does (default true). */
+  loopbackInsecure?: boolean;
 }
 
 /**
@@ -196,7 +198,7 @@ export interface EndpointOptions {
 export function resolveEndpoints(conf: RegistriesConf, domain: string, path: string, opts: EndpointOptions = {}): Endpoint[] {
   const name = `${domain}/${path}`;
   const r = findRegistryConf(conf, name);
-  const insecureFlag = (h: string) => (opts.insecureRegistries ?? []).some((x) => x.replace(/^[a-z]+:\/\//, '').replace(/\/$/, '') === h) || isLoopbackHost(h);
+  const insecureFlag = (h: string) => (opts.insecureRegistries ?? []).some((x) => x.replace(/^[a-z]+:\/\//, '').replace(/\/$/, '') === h) || (opts.loopbackInsecure !== false && isLoopbackHost(h));
   if (!r) {
     const host = hubHost(domain);
     return [{ host, repository: path, insecure: insecureFlag(host) || insecureFlag(domain), mirror: false }];

@@ -7,7 +7,8 @@ import { MediaType } from '../oci/media-types.js';
 import { Authenticator } from './authenticator.js';
 import { type Credentials, loadCredentials } from './docker-config.js';
 import { describeErrorBody, header, isRetryableNetworkError, repositoryScope, retryAfterMs, sleep } from './http-util.js';
-import { emptyRegistriesConf, type Endpoint, type RegistriesConf } from './registries-conf.js';
+import type { ImageReference } from '../oci/reference.js';
+import { emptyRegistriesConf, type Endpoint, type RegistriesConf, resolveEndpoints } from './registries-conf.js';
 import { parseWwwAuthenticate } from './www-authenticate.js';
 
 /** Accept header for manifests: OCI and Docker schema2, single and multi-platform. */
@@ -18,8 +19,10 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 export interface RegistryClientOptions {
   /** registries.conf (mirrors, insecure, blocked); default: none. */
   registriesConf?: RegistriesConf;
-  /** Hosts allowed over plain HTTP / unverified TLS (`--insecure-registry`). Loopback is always allowed. */
+  /** Hosts allowed over plain HTTP / unverified TLS (`--insecure-registry`). */
   insecureRegistries?: string[];
+  /** Loopback registries (127.0.0.0/8, localhost, ::1) are insecure by default as in Docker; false turns that off. */
+  loopbackInsecure?: boolean;
   /** Credentials lookup; default: Docker's config.json ($DOCKER_CONFIG) for the host. */
   credentials?: (host: string) => Promise<Credentials | undefined>;
   env?: NodeJS.ProcessEnv;
@@ -86,6 +89,19 @@ export class RegistryClient {
     const connections = options.connections ?? 8;
     this.agent = new Agent({ ...secureAgentDefaults, connections });
     this.insecureAgent = new Agent({ ...secureAgentDefaults, connections, connect: { rejectUnauthorized: false } });
+  }
+
+  /**
+   * Where to talk to for `ref`: mirrors first (pulls only), then the primary location, with
+   * this client's insecure settings applied. Blocked names throw RegistryError.
+   */
+  endpoints(ref: ImageReference, opts: { forPush?: boolean } = {}): Endpoint[] {
+    return resolveEndpoints(this.conf, ref.domain, ref.path, {
+      insecureRegistries: this.options.insecureRegistries ?? [],
+      loopbackInsecure: this.options.loopbackInsecure !== false,
+      forPush: opts.forPush === true,
+      byDigest: ref.digest !== undefined,
+    });
   }
 
   /** Close idle connections. The client must not be used afterwards. */

@@ -1,6 +1,6 @@
 import { KilnError } from '../errors.js';
 import { ImageReference, parseDockerRef, splitDockerDomain } from '../oci/reference.js';
-import { type Endpoint, type RegistriesConf, resolveEndpoints } from './registries-conf.js';
+import type { Endpoint, RegistriesConf } from './registries-conf.js';
 
 /**
  * The fully qualified references a user-typed name may mean. A name with a
@@ -17,11 +17,6 @@ export function candidateReferences(input: string, conf: RegistriesConf): ImageR
     const path = reg === 'docker.io' ? ref.path : splitDockerDomain(input.replace(/[:@].*$/, '')).remainder.replace(/^library\//, '');
     return new ImageReference(reg, reg === 'docker.io' ? ref.path : path, ref.tag, ref.digest);
   });
-}
-
-/** Endpoints for a reference (mirrors first for pulls). */
-export function endpointsFor(ref: ImageReference, conf: RegistriesConf, opts: { insecureRegistries?: string[]; forPush?: boolean } = {}): Endpoint[] {
-  return resolveEndpoints(conf, ref.domain, ref.path, { ...opts, byDigest: ref.digest !== undefined });
 }
 
 /** Try `fn` on each endpoint in order; the first success wins. Errors that retrying elsewhere cannot fix stop at once. */

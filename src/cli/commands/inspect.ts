@@ -1,7 +1,6 @@
 import { parseManifestDocument, readImage, selectManifest } from '../../image/index.js';
 import { hostPlatform } from '../../oci/platform.js';
 import { parseDockerRef } from '../../oci/reference.js';
-import { endpointsFor } from '../../registry/index.js';
 import { DigestMismatchError } from '../../errors.js';
 import { sha256Digest } from '../../oci/digest.js';
 import { type Command, flagBool } from '../command.js';
@@ -24,7 +23,7 @@ export const inspectCommand: Command = {
     }
     const client = await clientFor(args, io);
     try {
-      const ep = endpointsFor(ref, client.conf, { insecureRegistries: client.options.insecureRegistries }).at(-1)!;
+      const ep = client.endpoints(ref).at(-1)!;
       const top = await client.getManifest(ep, ref.manifestReference);
       let doc = parseManifestDocument(top.raw, top.descriptor.mediaType);
       const out: Record<string, unknown> = { name: ref.toString(), source: 'registry', digest: top.descriptor.digest, mediaType: doc.mediaType };

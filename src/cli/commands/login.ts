@@ -1,5 +1,5 @@
 import { UsageError } from '../../errors.js';
-import { authKey, endpointsFor, storeCredentials } from '../../registry/index.js';
+import { authKey, storeCredentials } from '../../registry/index.js';
 import { parseDockerRef } from '../../oci/reference.js';
 import { type Command, flagBool, flagString } from '../command.js';
 import { clientFor, REGISTRY_FLAGS } from './registry-options.js';
@@ -42,7 +42,7 @@ export const loginCommand: Command = {
     await base.close();
     const client = new RegistryClient({ ...base.options, registriesConf: base.conf, credentials: async () => ({ username, password }) });
     try {
-      const ep = endpointsFor(parseDockerRef(`${host}/kiln-login-check`), client.conf, { insecureRegistries: client.options.insecureRegistries, forPush: true }).at(-1)!;
+      const ep = client.endpoints(parseDockerRef(`${host}/kiln-login-check`), { forPush: true }).at(-1)!;
       const res = await client.send(ep, { method: 'GET', path: '/v2/', scopes: [], expect: [200], action: `log in to "${host}" as "${username}"` });
       await res.body.dump();
       // A registry that never challenged accepts anyone: still save, as docker does.

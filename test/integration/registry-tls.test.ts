@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { OciLayoutStore } from '../../src/content/index.js';
+import { RegistryError } from '../../src/errors.js';
+import { pullImage, RegistryClient } from '../../src/registry/index.js';
+import { pushBusybox } from '../helpers/fixtures.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+
+const run = promisify(execFile);
+const t = suite<{ reg: TestRegistry; plain: TestRegistry; work: string }>('TLS and insecure registries');
+
+t.before(async (ctx) => {
+  ctx.work = await mkdtemp(join(tmpdir(), 'kiln-tls-'));
+  const cert = join(ctx.work, 'cert.pem');
+  const key = join(ctx.work, 'key.pem');
+  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { timeout: 30_000 });
+  ctx.reg = await startRegistry({ httpConfig: `tls:\n  certificate: ${JSON.stringify(cert)}\n  key: ${JSON.stringify(key)}` });
+  ctx.plain = await startRegistry();
+  await Promise.all([pushBusybox(ctx.reg), pushBusybox(ctx.plain)]);
+});
+t.after(async (ctx) => {
+  await ctx.reg?.stop();
+  await ctx.plain?.stop();
+  await rm(ctx.work, { recursive: true, force: true });
+});
+
+t('a self-signed HTTPS registry marked insecure is used over HTTPS without verification', async ({ reg, work }) => {
+  const lines: string[] = [];
+  const client = new RegistryClient({ loopbackInsecure: false, insecureRegistries: [reg.host], log: (l) => lines.push(l) });
+  try {
+    const img = await pullImage(`${reg.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'a')), client });
+    assert.is(img.layers.length, 1);
+    assert.ok(lines.some((l) => l.startsWith(`GET https://${reg.host}/v2/busybox/manifests/latest`)), lines.join('\n'));
+    assert.not.ok(lines.some((l) => l.includes('http://')));
+  } finally {
+    await client.close();
+  }
+});
+
+t('an unverifiable certificate on a registry not marked insecure is refused with the --insecure-registry hint', async ({ reg, work }) => {
+  const client = new RegistryClient({ loopbackInsecure: false, retries: 0 });
+  try {
+    await pullImage(`${reg.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'b')), client });
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, RegistryError);
+    assert.is((err as RegistryError).code, 'REGISTRY_UNREACHABLE');
+    assert.match((err as RegistryError).hint ?? '', `--insecure-registry ${reg.host}`);
+  } finally {
+    await client.close();
+  }
+});
+
+t('plain HTTP only when insecure: loopback by default, refused when that default is off', async ({ plain, work }) => {
+  const byDefault = new RegistryClient();
+  const strict = new RegistryClient({ loopbackInsecure: false, retries: 0 });
+  try {
+    const img = await pullImage(`${plain.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'c')), client: byDefault });
+    assert.is(img.endpoint.insecure, true);
+    try {
+      await pullImage(`${plain.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'd')), client: strict });
+      assert.unreachable();
+    } catch (err) {
+      assert.instance(err, RegistryError);
+      assert.is((err as RegistryError).code, 'REGISTRY_UNREACHABLE');
+    }
+  } finally {
+    await byDefault.close();
+    await strict.close();
+  }
+});
+
+t.run();
