@@ -39,19 +39,21 @@ export function parseCompression(value: string): CompressionSpec {
   return spec;
 }
 
-// Plain JS so the worker runs the same under tsc output and tsx.
+// Plain JS evaluated as the worker, valid as CommonJS and as an ES module (a
+// parent started with --input-type=module makes eval workers ESM), so only
+// dynamic import(). The port queues messages until the listener is attached.
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const zlib = require('node:zlib');
-parentPort.on('message', (m) => {
-  try {
-    const input = new Uint8Array(m.buf, 0, m.len);
-    // One output chunk big enough for incompressible input: no concatenation.
-    const out = zlib.gzipSync(input, { level: m.level, chunkSize: m.len + 65536 });
-    parentPort.postMessage({ id: m.id, buf: out.buffer, off: out.byteOffset, len: out.length }, [out.buffer]);
-  } catch (err) {
-    parentPort.postMessage({ id: m.id, error: String(err && err.message || err) });
-  }
+Promise.all([import('node:worker_threads'), import('node:zlib')]).then(([{ parentPort }, zlib]) => {
+  parentPort.on('message', (m) => {
+    try {
+      const input = new Uint8Array(m.buf, 0, m.len);
+      // One output chunk big enough for incompressible input: no concatenation.
+      const out = zlib.gzipSync(input, { level: m.level, chunkSize: m.len + 65536 });
+      parentPort.postMessage({ id: m.id, buf: out.buffer, off: out.byteOffset, len: out.length }, [out.buffer]);
+    } catch (err) {
+      parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) });
+    }
+  });
 });
 `;
 
