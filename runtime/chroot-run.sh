@@ -16,7 +16,10 @@ shift 3
 _kiln() { PATH=$_kiln_path "$@"; }
 
 _kiln mount --make-rprivate / 2>/dev/null || true
-_kiln mount -t proc -o nosuid,nodev,noexec proc "$_kiln_root/proc"
+# A fresh /proc; where the kernel refuses one (a masked /proc, as in most
+# containers), the current /proc: RUN then sees the container's processes.
+_kiln mount -t proc -o nosuid,nodev,noexec proc "$_kiln_root/proc" 2>/dev/null ||
+  _kiln mount --rbind /proc "$_kiln_root/proc"
 _kiln mount -t tmpfs -o nosuid,mode=0755,size=65536k tmpfs "$_kiln_root/dev"
 for _kiln_d in null zero full random urandom tty; do
   : > "$_kiln_root/dev/$_kiln_d"

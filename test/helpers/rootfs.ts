@@ -19,6 +19,7 @@ let applets: string[] | undefined;
 
 export async function makeRootfs(dir?: string): Promise<string> {
   const root = dir ?? (await mkdtemp(join(tmpdir(), 'kiln-rootfs-')));
+  await mkdir(root, { recursive: true });
   await chmod(root, 0o755);
   await mkdir(join(root, 'bin'), { recursive: true });
   await mkdir(join(root, 'etc'), { recursive: true });

@@ -1,0 +1,172 @@
+/**
+ * Host profiles, for real: a non-root user created by the test (useradd, with a
+ * subuid/subgid range) builds in kiln's user namespace and gets real ownership;
+ * a user without a range gets the single-id namespace and a clear failure on
+ * chown; and inside `bwrap --unshare-user --disable-userns` (no user
+ * namespaces) auto picks chroot and says so. Runs the compiled probe under
+ * dist/ (npm run build first). Needs root to create users.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmod, chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { repoRoot } from '../helpers/repo.js';
+
+const dist = join(repoRoot, 'dist');
+
+const PROBE = `
+import { ensureBuildNamespace } from ${JSON.stringify(join(dist, 'src/sandbox/userns.js'))};
+import { selectExecutor } from ${JSON.stringify(join(dist, 'src/sandbox/select-executor.js'))};
+import { detectHostProfile } from ${JSON.stringify(join(dist, 'src/sandbox/host-profile.js'))};
+import { makeRootfs } from ${JSON.stringify(join(dist, 'test/helpers/rootfs.js'))};
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+const [mode, dir, script] = process.argv.slice(2);
+if (mode !== 'no-ensure') await ensureBuildNamespace(process.argv.slice(2), { entry: fileURLToPath(import.meta.url) });
+const profile = await detectHostProfile();
+const { executor, notice } = await selectExecutor('auto');
+const rootfs = await makeRootfs(dir + '/rootfs');
+let out = '', error;
+try {
+  await executor.run({ rootfs, args: ['/bin/sh', '-c', script], env: ['PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] },
+    network: 'none', mounts: [], onOutput: (_s, c) => (out += c) }, { signal: AbortSignal.timeout(30000) });
+} catch (e) { error = { message: e.message, stderrTail: e.stderrTail }; }
+const own = (p) => { try { const s = statSync(rootfs + p); return [s.uid, s.gid]; } catch { return null; } };
+console.log(JSON.stringify({ uid: process.getuid(), profile: profile.kind, executor: executor.name, notice, out, error,
+  a: own('/a'), b: own('/b'), uidMap: (await import('node:fs')).readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\\s+/) }));
+`;
+
+interface ProbeResult {
+  uid: number;
+  profile: string;
+  executor: string;
+  notice?: string;
+  out: string;
+  error?: { message: string; stderrTail: string[] };
+  a: [number, number] | null;
+  b: [number, number] | null;
+  uidMap: string[];
+}
+
+function parseProbe(r: ReturnType<typeof spawnSync>): ProbeResult {
+  const stdout = r.stdout.toString();
+  const line = stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as ProbeResult;
+  } catch {
+    throw new Error(`probe failed (status ${r.status}, signal ${r.signal}):\n${stdout}\n${r.stderr.toString()}`);
+  }
+}
+
+const t = suite('sandbox host profiles');
+const isRoot = process.getuid?.() === 0;
+let work: string;
+let probe: string;
+const users: string[] = [];
+
+function makeUser(subStart?: number): { name: string; uid: number; gid: number; home: string } {
+  const name = `kilnrt${process.pid % 10000}${users.length}`;
+  execFileSync('useradd', ['-m', '-s', '/bin/sh', name]);
+  users.push(name);
+  // useradd may allocate a range itself (SUB_UID_MIN in login.defs): start from none.
+  execFileSync('usermod', ['--del-subuids', '1-4294967294', '--del-subgids', '1-4294967294', name]);
+  if (subStart !== undefined) {
+    execFileSync('usermod', ['--add-subuids', `${subStart}-${subStart + 65535}`, '--add-subgids', `${subStart}-${subStart + 65535}`, name]);
+  }
+  const uid = Number(execFileSync('id', ['-u', name]).toString());
+  const gid = Number(execFileSync('id', ['-g', name]).toString());
+  return { name, uid, gid, home: `/home/${name}` };
+}
+
+function runAs(user: { uid: number; gid: number; home: string }, dir: string, script: string) {
+  return spawnSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, probe, 'ensure', dir, script], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: user.home },
+    cwd: dir,
+    timeout: 60_000,
+  });
+}
+
+t.before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'kiln-rootless-'));
+  await chmod(work, 0o755);
+  probe = join(work, 'probe.mjs');
+  await writeFile(probe, PROBE);
+  await chmod(probe, 0o644);
+});
+t.after(async () => {
+  for (const u of users) {
+    spawnSync('usermod', ['--del-subuids', '1-4294967294', '--del-subgids', '1-4294967294', u]);
+    spawnSync('userdel', ['-r', '-f', u], { stdio: 'ignore' });
+  }
+  await rm(work, { recursive: true, force: true });
+});
+
+t('the probe runs from the compiled tree', () => {
+  assert.ok(existsSync(join(dist, 'src/sandbox/userns.js')), 'run npm run build first');
+  assert.ok(isRoot, 'these tests create users: run them as root');
+});
+
+t('rootless with a subuid range: root in the build namespace, chown to 1000 and 65534 lands on the mapped host ids', async () => {
+  const start = 400000 + (process.pid % 50) * 65536;
+  const user = makeUser(start);
+  const dir = join(work, 'subuid');
+  execFileSync('mkdir', ['-p', dir]);
+  await chown(dir, user.uid, user.gid);
+  const r = runAs(user, dir, 'touch /a /b; chown 1000:1000 /a; chown 65534:65534 /b; id -u');
+  const res = parseProbe(r);
+  assert.is(res.error, undefined, JSON.stringify(res.error));
+  assert.is(res.uid, 0);
+  assert.is(res.profile, 'rootless-subuid');
+  assert.is(res.executor, 'bwrap');
+  assert.equal(res.uidMap.slice(0, 3), ['0', String(user.uid), '1']);
+  assert.is(res.out, '0\n');
+  assert.equal(res.a, [1000, 1000]);
+  assert.equal(res.b, [65534, 65534]);
+  // Seen from the host: ids 1… of the namespace are the subuid range.
+  const a = await stat(join(dir, 'rootfs/a'));
+  const b = await stat(join(dir, 'rootfs/b'));
+  assert.equal([a.uid, a.gid], [start + 999, start + 999]);
+  assert.equal([b.uid, b.gid], [start + 65533, start + 65533]);
+  assert.not.match(r.stderr.toString(), /single-id/);
+});
+
+t('rootless without a subuid range: single-id namespace, a warning, and chown to another user fails', async () => {
+  const user = makeUser();
+  const dir = join(work, 'single');
+  execFileSync('mkdir', ['-p', dir]);
+  await chown(dir, user.uid, user.gid);
+  const r = runAs(user, dir, 'touch /a && echo created; chown 1000:1000 /a');
+  const res = parseProbe(r);
+  assert.is(res.uid, 0);
+  assert.is(res.profile, 'rootless-single-id');
+  assert.is(res.out.split('\n')[0], 'created');
+  assert.ok(res.error, 'chown should fail');
+  assert.match(res.error!.message, /did not complete successfully: exit code: 1/);
+  assert.match(res.error!.stderrTail.join('\n'), /Invalid argument|Operation not permitted/);
+  assert.match(r.stderr.toString(), /no subordinate id range for "kilnrt\d+".*single-id user namespace/);
+  assert.match(r.stderr.toString(), /usermod --add-subuids/);
+  const a = await stat(join(dir, 'rootfs/a'));
+  assert.is(a.uid, user.uid);
+});
+
+t('no user namespaces (inside bwrap --disable-userns): auto picks chroot and says RUN is not isolated', async () => {
+  const dir = join(work, 'nouserns');
+  execFileSync('mkdir', ['-p', dir]);
+  const r = spawnSync(
+    'bwrap',
+    ['--unshare-user', '--disable-userns', '--unshare-pid', '--cap-add', 'ALL', '--uid', '0', '--gid', '0', '--bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/dev/shm', '--',
+      process.execPath, probe, 'no-ensure', dir, 'echo inside chroot; id -u; cat /proc/1/cmdline | tr "\\\\0" " "'],
+    { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 60_000 },
+  );
+  const res = parseProbe(r);
+  assert.is(res.error, undefined, JSON.stringify(res.error));
+  assert.is(res.profile, 'no-userns');
+  assert.is(res.executor, 'chroot');
+  assert.match(res.notice ?? '', /No user namespaces here: RUN steps use chroot isolation: they are NOT isolated/);
+  assert.match(res.out, /^inside chroot\n0\n/);
+});
+
+t.run();
