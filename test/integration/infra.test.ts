@@ -9,6 +9,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BUSYBOX_GROUP, BUSYBOX_PASSWD, BUSYBOX_PATH_ENV, ensureBusyboxLayout, pushBusybox, pushFixture, skopeoInspect } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { DOCKER_CLI, DOCKERD_BIN, dockerdUnavailableReason, startDockerd } from '../helpers/dockerd.js';
+import { existsSync } from 'node:fs';
 
 const run = promisify(execFile);
 const test = suite<{ reg?: TestRegistry }>('infra');
@@ -100,6 +102,27 @@ test('busybox rootfs (unpacked by umoci) matches the Conventions', async () => {
     assert.is(stdout, 'ok\n0\n');
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('dockerd helper: reports why it cannot run, or runs the busybox fixture', async (ctx) => {
+  const installed = existsSync(DOCKERD_BIN) && existsSync(DOCKER_CLI);
+  const why = dockerdUnavailableReason();
+  if (process.getuid?.() !== 0) assert.match(why ?? '', /root/);
+  else if (!installed) assert.match(why ?? '', /docker\.io is not installed/);
+  else assert.is(why, undefined);
+  const d = await startDockerd({ timeoutMs: 60_000 });
+  if (!d.ok) {
+    assert.ok(why, `dockerd could be tried here but did not start: ${d.reason}`);
+    assert.is(d.reason, why);
+    return;
+  }
+  try {
+    const ref = await pushBusybox(ctx.reg!);
+    const { stdout } = await d.docker(['run', '--rm', '--network', 'none', ref, 'sh', '-c', 'id -u; stat -c %a /tmp; echo $PATH'], { timeoutMs: 120_000 });
+    assert.is(stdout, `0\n1777\n${BUSYBOX_PATH_ENV.slice('PATH='.length)}\n`);
+  } finally {
+    await d.stop();
   }
 });
 
