@@ -47,7 +47,7 @@ export async function prepareRun(req: RunRequest, extraDirs: string[] = ['/proc'
 
   const placeholders: Placeholder[] = [];
   const touchedDirs = new Map<string, { atime: Date; mtime: Date }>();
-  const tempDir = await mkdtemp(join(privateTmpBase(), 'kiln-run-'));
+  const tempDir = await mkdtemp(join(privateTmpBase(), `kiln-run-${process.pid}-`));
   await chmod(tempDir, 0o700);
   let cleaned = false;
   const cleanup = async () => {

@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { buildCommand } from './build.js';
 import { debugCommand } from './debug.js';
+import { doctorCommand } from './doctor.js';
 import { imagesCommand } from './images.js';
 import { inspectCommand } from './inspect.js';
 import { loginCommand } from './login.js';
@@ -16,4 +17,4 @@ import { tagCommand } from './tag.js';
  * Every top-level command, in help order. Each lives in its own file in this
  * folder; add yours with one import and one entry.
  */
-export const COMMANDS: Command[] = [buildCommand, debugCommand, pullCommand, pushCommand, imagesCommand, tagCommand, rmiCommand, inspectCommand, pruneCommand, storeCommand, loginCommand, logoutCommand];
+export const COMMANDS: Command[] = [buildCommand, debugCommand, pullCommand, pushCommand, imagesCommand, tagCommand, rmiCommand, inspectCommand, pruneCommand, storeCommand, loginCommand, logoutCommand, doctorCommand];
