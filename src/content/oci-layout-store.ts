@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline as pipelineCb, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatchError, KilnError, NotFoundError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -68,10 +68,10 @@ export class OciLayoutStore implements ContentStore {
   async open(digest: Digest): Promise<Readable> {
     const info = await this.stat(digest);
     if (!info) throw new NotFoundError(`Cannot open blob "${digest}": not in the store at "${this.root}"`);
-    const src = createReadStream(this.blobPath(digest));
-    const verify = new VerifyStream(digest, undefined, `blob in the store`);
-    src.on('error', (err) => verify.destroy(err));
-    return src.pipe(verify);
+    const verify = new VerifyStream(digest, info.size, `blob in the store`);
+    // pipeline: destroying the returned stream closes the file too.
+    pipelineCb(createReadStream(this.blobPath(digest)), verify, () => undefined);
+    return verify;
   }
 
   async read(digest: Digest): Promise<Buffer> {
@@ -89,7 +89,15 @@ export class OciLayoutStore implements ContentStore {
 
   async ingest(src: Readable | AsyncIterable<Buffer>, expect: IngestExpectation = {}): Promise<BlobInfo> {
     await this.init();
-    if (expect.digest) parseDigest(expect.digest);
+    if (expect.digest) {
+      parseDigest(expect.digest);
+      // Already stored (blobs are immutable and verified on the way in): skip the copy.
+      const have = await this.stat(expect.digest);
+      if (have && (expect.size === undefined || expect.size === have.size)) {
+        if (src instanceof Readable) src.destroy();
+        return have;
+      }
+    }
     const alg = expect.digest ? digestAlgorithm(expect.digest) : 'sha256';
     const tmp = join(this.root, 'ingest', `${Date.now()}-${process.pid}-${randomBytes(6).toString('hex')}`);
     const hash = createHash(alg);
@@ -207,7 +215,13 @@ export class OciLayoutStore implements ContentStore {
     await this.init();
     const out: BlobInfo[] = [];
     for (const alg of await readdir(join(this.root, 'blobs'))) {
-      for (const hex of await readdir(join(this.root, 'blobs', alg))) {
+      let names: string[];
+      try {
+        names = await readdir(join(this.root, 'blobs', alg));
+      } catch {
+        continue; // a stray file beside the algorithm folders
+      }
+      for (const hex of names) {
         const digest = `${alg}:${hex}`;
         let st;
         try {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -176,6 +176,34 @@ t('two processes writing tags and the same blob at once stay correct', async ({ 
   assert.equal(await readdir(join(dir, 'ingest')), []);
   const digest: Digest = sha256Digest(Buffer.alloc(1 << 20, 7));
   assert.ok(tags.every((t) => t.descriptor.digest === digest));
+});
+
+t('store verify flags files whose names are not digests', async ({ store, dir }) => {
+  await store.write(Buffer.from('good'));
+  await writeFile(join(dir, 'blobs', 'sha256', 'not-a-digest'), 'x');
+  const report = await verifyStore(store);
+  assert.is(report.checked, 2);
+  assert.equal(report.mismatches.map((m) => m.digest), ['sha256:not-a-digest']);
+});
+
+t('a reader that stops early releases the blob file', async ({ store }) => {
+  const info = await store.write(Buffer.alloc(4 << 20, 3));
+  const path = store.blobPath(info.digest);
+  const openOnBlob = async () => {
+    let n = 0;
+    for (const fd of await readdir('/proc/self/fd')) {
+      try {
+        if ((await readlink(`/proc/self/fd/${fd}`)) === path) n++;
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+    return n;
+  };
+  const s = await store.open(info.digest);
+  for await (const _ of s) break;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(await openOnBlob(), 0);
 });
 
 t.run();
