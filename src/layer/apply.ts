@@ -66,6 +66,7 @@ async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
 
 interface PendingXattr extends XattrSet {
   ino: number;
+  type: number;
   name: string;
 }
 
@@ -82,7 +83,7 @@ class Applier {
   private readonly dirCache = new Map<string, string>();
   private readonly layerPaths = new Set<string>();
   private readonly xattrs: PendingXattr[] = [];
-  private readonly dirTimes = new Map<string, { host: string; ino: number; mtime: number }>();
+  private readonly dirTimes = new Map<string, { host: string; ino: number; mtime: number; mode: number }>();
   readonly stats: ApplyStats = { entries: 0, bytes: 0 };
   private readonly overlay: boolean;
   private readonly isRoot = process.getuid?.() === 0;
@@ -171,14 +172,14 @@ class Applier {
     }
   }
 
-  private queueXattrs(rel: string, host: string, ino: number, h: TarHeader, extra: Array<[string, Buffer]>): void {
+  private queueXattrs(rel: string, host: string, st: { ino: number; mode: number }, h: TarHeader, extra: Array<[string, Buffer]>): void {
     const attrs: Array<[string, Buffer]> = [];
     for (const [k, v] of h.xattrs) {
       if (xattrAllowed(k)) attrs.push([k, v]);
       else this.warn(`Skipped xattr "${k}" on "${h.name}": layers may not set it`);
     }
     attrs.push(...extra);
-    if (attrs.length > 0) this.xattrs.push({ path: host, attrs, ino, name: rel });
+    if (attrs.length > 0) this.xattrs.push({ path: host, attrs, ino: st.ino, type: st.mode & C.S_IFMT, name: rel });
   }
 
   async entry(h: TarHeader, body: AsyncIterable<Buffer>): Promise<void> {
@@ -210,7 +211,7 @@ class Applier {
         await this.chownPath(host, h);
         await lutimes(host, h.mtime, h.mtime);
         const st = await lstat(host);
-        this.queueXattrs(rel, host, st.ino, h, []);
+        this.queueXattrs(rel, host, st, h, []);
         return;
       }
       case 'link':
@@ -227,10 +228,10 @@ class Applier {
     const fd = await open(host, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
     try {
       await this.chownPath(host, h, fd);
-      await fd.chmod(h.mode);
+      // The mode is set at the end (a 0500 directory must still take its children when we are not root).
       const st = await fd.stat();
-      this.queueXattrs(rel, host, st.ino, h, this.ownershipXattr(h, 'dir'));
-      this.dirTimes.set(rel, { host, ino: st.ino, mtime: h.mtime });
+      this.queueXattrs(rel, host, st, h, this.ownershipXattr(h, 'dir'));
+      this.dirTimes.set(rel, { host, ino: st.ino, mtime: h.mtime, mode: h.mode });
     } finally {
       await fd.close();
     }
@@ -248,7 +249,7 @@ class Applier {
       await fd.chmod(h.mode);
       await fd.utimes(h.mtime, h.mtime);
       const st = await fd.stat();
-      this.queueXattrs(rel, host, st.ino, h, this.ownershipXattr(h, 'file'));
+      this.queueXattrs(rel, host, st, h, this.ownershipXattr(h, 'file'));
     } finally {
       await fd.close();
     }
@@ -276,7 +277,7 @@ class Applier {
       await chmod(host, h.mode & 0o777);
       await lutimes(host, h.mtime, h.mtime);
       const st = await lstat(host);
-      this.queueXattrs(rel, host, st.ino, h, this.ownershipXattr(h, h.type));
+      this.queueXattrs(rel, host, st, h, this.ownershipXattr(h, h.type));
       return;
     }
     const mode = (h.mode & 0o7777).toString(8);
@@ -300,7 +301,7 @@ class Applier {
     await this.chownPath(host, h);
     await chmod(host, h.mode & 0o7777);
     await lutimes(host, h.mtime, h.mtime);
-    this.queueXattrs(rel, host, st.ino, h, this.ownershipXattr(h, h.type));
+    this.queueXattrs(rel, host, st, h, this.ownershipXattr(h, h.type));
   }
 
   private async whiteout(h: TarHeader, parentRel: string, base: string): Promise<void> {
@@ -310,7 +311,7 @@ class Applier {
       if (this.overlay) {
         const st = await lstat(dir);
         const name = this.options.overlayOpaqueXattr ?? 'trusted.overlay.opaque';
-        this.xattrs.push({ path: dir, attrs: [[name, Buffer.from('y')]], ino: st.ino, name: parentRel });
+        this.xattrs.push({ path: dir, attrs: [[name, Buffer.from('y')]], ino: st.ino, type: C.S_IFDIR, name: parentRel });
       } else {
         await this.removeLower(parentRel, dir);
       }
@@ -351,8 +352,8 @@ class Applier {
     }
   }
 
-  /** True when `host` lies in the root with no symlink among its components and names inode `ino`. */
-  private async stillSame(host: string, ino: number, clean: Map<string, boolean>): Promise<boolean> {
+  /** True when `host` lies in the root with no symlink among its components and names inode `ino` of file type `type`. */
+  private async stillSame(host: string, ino: number, type: number, clean: Map<string, boolean>): Promise<boolean> {
     if (host !== this.root && !host.startsWith(this.root + '/')) return false;
     const parts = host === this.root ? [] : host.slice(this.root.length + 1).split('/');
     let cur = this.root;
@@ -367,19 +368,33 @@ class Applier {
       if (!ok) return false;
     }
     const st = await lstatOrUndefined(host);
-    return st !== undefined && st.ino === ino;
+    // Inode numbers are reused at once: the type must match too.
+    return st !== undefined && st.ino === ino && (st.mode & C.S_IFMT) === type;
   }
 
   async finish(): Promise<void> {
     const clean = new Map<string, boolean>();
     const sets: XattrSet[] = [];
     for (const x of this.xattrs) {
-      if (await this.stillSame(x.path, x.ino, clean)) sets.push(x);
+      if (await this.stillSame(x.path, x.ino, x.type, clean)) sets.push(x);
     }
     for (const w of await setXattrs(sets)) this.warn(`Could not set an extended attribute: ${w}`);
-    // Deepest first is not needed (a child's utime leaves the parent alone), but children were written last.
+    // Directory modes and mtimes last: adding children changed the mtimes; modes could have locked us out.
     for (const d of [...this.dirTimes.values()].reverse()) {
-      if (await this.stillSame(d.host, d.ino, clean)) await lutimes(d.host, d.mtime, d.mtime);
+      if (!(await this.stillSame(d.host, d.ino, C.S_IFDIR, clean))) continue;
+      let fd;
+      try {
+        fd = await open(d.host, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+      } catch {
+        continue; // not a directory any more (ENOTDIR/ELOOP): nothing of ours to fix
+      }
+      try {
+        if ((await fd.stat()).ino !== d.ino) continue;
+        await fd.chmod(d.mode);
+        await fd.utimes(d.mtime, d.mtime);
+      } finally {
+        await fd.close();
+      }
     }
   }
 }

@@ -180,6 +180,11 @@ export async function* layerTar(options: LayerTarOptions): AsyncGenerator<Buffer
       throw changeError(p, `cannot be read from "${root}": ${(err as Error).message}`);
     }
   });
+  // A path below a symlink would be read through it (possibly from outside the root): refuse.
+  for (const p of pathEntries) {
+    const parent = posix.dirname(p);
+    if (parent !== '.' && !stats.get(parent)!.isDirectory()) throw changeError(p, `lies below "${parent}", which is not a directory`);
+  }
   const xattrs = await getXattrs(pathEntries.map((p) => posix.join(root, p)));
   const epoch = options.sourceDateEpoch;
   const clamp = (t: number): number => (epoch !== undefined && t > epoch ? epoch : t);

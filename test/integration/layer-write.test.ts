@@ -134,6 +134,16 @@ test('sockets are skipped with a warning; long and non-ASCII names survive', asy
   assert.match(warnings[0]!, /socket "s.sock"/);
 });
 
+test('a change below a symlink is refused, never read through it', async () => {
+  symlinkSync('/etc', join(root, 'etc'));
+  try {
+    await writeLayer(store, { root, changes: [{ kind: 'add', path: 'etc/shadow' }], compression: 'none' });
+    assert.unreachable();
+  } catch (err) {
+    assert.match(String(err), /change "etc\/shadow" lies below "etc", which is not a directory/);
+  }
+});
+
 test('a changed path that does not exist fails clearly', async () => {
   try {
     await writeLayer(store, { root, changes: [{ kind: 'add', path: 'nope' }], compression: 'gzip' });
