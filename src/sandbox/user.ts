@@ -9,7 +9,8 @@ import type { RunUser } from './types.js';
  * against the rootfs's /etc/passwd and /etc/group, read inside the rootfs
  * (symlinks cannot point the lookup at host files).
  *
- * Rules (as BuildKit / runc): "" is root. A numeric uid absent from passwd is
+ * Rules (as BuildKit / runc): "" is root, and so is "root" (and group "root")
+ * in a rootfs without passwd/group entries for it. A numeric uid absent from passwd is
  * used as is with gid 0; a name absent from passwd is an error. An explicit
  * group (name or gid) sets the primary gid and no supplementary groups are
  * added; otherwise the supplementary groups are the /etc/group entries that
@@ -37,7 +38,7 @@ export async function resolveUser(rootfs: string, spec: string): Promise<RunUser
       name = entry.name;
     }
   } else {
-    const entry = passwd.find((p) => p.name === userPart);
+    const entry = passwd.find((p) => p.name === userPart) ?? (userPart === 'root' ? { name: 'root', uid: 0, gid: 0 } : undefined);
     if (!entry) {
       throw new KilnError('USER_NOT_FOUND', `unable to find user ${userPart}: no matching entries in passwd file`, {
         hint: `Create the user in an earlier step (e.g. RUN useradd ${userPart}) or use a numeric uid.`,
@@ -53,7 +54,7 @@ export async function resolveUser(rootfs: string, spec: string): Promise<RunUser
     if (isId(groupPart)) {
       gid = Number(groupPart);
     } else {
-      const g = groups.find((e) => e.name === groupPart);
+      const g = groups.find((e) => e.name === groupPart) ?? (groupPart === 'root' ? { name: 'root', gid: 0, members: [] } : undefined);
       if (!g) {
         throw new KilnError('GROUP_NOT_FOUND', `unable to find group ${groupPart}: no matching entries in group file`, {
           hint: `Create the group in an earlier step (e.g. RUN groupadd ${groupPart}) or use a numeric gid.`,

@@ -35,6 +35,17 @@ test('an explicit group sets the primary gid and no supplementary groups', async
   assert.equal(await resolveUser(root, 'nobody:nobody'), { uid: 65534, gid: 65534, additionalGids: [] });
 });
 
+test('"root" works in a rootfs without /etc/passwd (FROM scratch)', async () => {
+  const bare = await mkdtemp(join(tmpdir(), 'kiln-user-'));
+  try {
+    assert.equal(await resolveUser(bare, 'root'), { uid: 0, gid: 0, additionalGids: [] });
+    assert.equal(await resolveUser(bare, 'root:root'), { uid: 0, gid: 0, additionalGids: [] });
+    assert.equal(await resolveUser(bare, '1000'), { uid: 1000, gid: 0, additionalGids: [] });
+  } finally {
+    await rm(bare, { recursive: true, force: true });
+  }
+});
+
 test('unknown names fail with BuildKit\'s words', async () => {
   try {
     await resolveUser(root, 'ghost');
