@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { installDockerIo, startDockerd, type Dockerd } from '../test/helpers/dockerd.js';
 import { kilnBin, repoRoot } from '../test/helpers/repo.js';
 import { startRegistry } from '../test/helpers/registry.js';
-import { measure, type Measured } from './bench/measure.js';
+import { killActive, measure, type Measured } from './bench/measure.js';
 import { scenarios } from './bench/scenarios.js';
 import { fmtMb, fmtRatio, fmtSeconds, median, renderMarkdown, renderTable, summary } from './bench/stats.js';
 import type { BenchEnv, ScenarioRun, Tool } from './bench/types.js';
@@ -216,10 +216,13 @@ async function main(): Promise<number> {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     await rm(work, { recursive: true, force: true }).catch(() => undefined);
   };
-  process.on('SIGINT', () => {
-    log('interrupted: cleaning up');
-    void cleanup().then(() => process.exit(130));
-  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      log(`${sig}: stopping the running command and cleaning up`);
+      killActive();
+      void cleanup().then(() => process.exit(130));
+    });
+  }
 
   try {
     const registry = await startRegistry();

@@ -36,6 +36,20 @@ export interface CommandSpec {
 
 const GNU_TIME = '/usr/bin/time';
 
+/** Process groups of the commands being measured right now (each runs in its own group). */
+const active = new Set<number>();
+
+/** Kill every command being measured (SIGKILL to its whole process group), e.g. on Ctrl-C. */
+export function killActive(): void {
+  for (const pgid of active) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
 function tail(text: string, lines = 6): string {
   return text.trim().split('\n').slice(-lines).join('\n');
 }
@@ -53,6 +67,7 @@ export async function measure(spec: CommandSpec): Promise<Measured> {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
+    if (child.pid) active.add(child.pid);
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -76,6 +91,7 @@ export async function measure(spec: CommandSpec): Promise<Measured> {
     });
     child.on('close', (code, sig) => {
       clearTimeout(timer);
+      if (child.pid) active.delete(child.pid);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       if (code === 0 && !timedOut) resolve({ ok: true, ms, ...(spec.keepStdout ? { stdout: out } : {}) });
       else {
