@@ -456,19 +456,23 @@ function compileGoRegex(goSrc: string): (s: string) => boolean {
   return (s) => {
     const cps = Array.from(s, (c) => c.codePointAt(0)!);
     let stamp = 0;
-    const add = (list: number[], pc: number, pos: number): void => {
-      if (seen[pc] === stamp) return;
-      seen[pc] = stamp;
-      const ins = prog[pc]!;
-      if (ins.op === 'jmp') add(list, ins.x, pos);
-      else if (ins.op === 'split') {
-        add(list, ins.x, pos);
-        add(list, ins.y, pos);
-      } else if (ins.op === 'assert') {
-        const ok =
-          ins.k === '^' ? pos === 0 : ins.k === '$' ? pos === cps.length : (isWordCp(cps[pos - 1]) !== isWordCp(cps[pos])) === (ins.k === 'b');
-        if (ok) add(list, pc + 1, pos);
-      } else list.push(pc);
+    const work: number[] = [];
+    /** Add pc's epsilon closure at pos to list (iterative: long `**` chains must not recurse). */
+    const add = (list: number[], start: number, pos: number): void => {
+      work.push(start);
+      while (work.length > 0) {
+        const pc = work.pop()!;
+        if (seen[pc] === stamp) continue;
+        seen[pc] = stamp;
+        const ins = prog[pc]!;
+        if (ins.op === 'jmp') work.push(ins.x);
+        else if (ins.op === 'split') work.push(ins.y, ins.x);
+        else if (ins.op === 'assert') {
+          const ok =
+            ins.k === '^' ? pos === 0 : ins.k === '$' ? pos === cps.length : (isWordCp(cps[pos - 1]) !== isWordCp(cps[pos])) === (ins.k === 'b');
+          if (ok) work.push(pc + 1);
+        } else list.push(pc);
+      }
     };
     seen.fill(-1);
     // Go's MatchString searches at every start; a leading ^ makes all but position 0 fail at once.

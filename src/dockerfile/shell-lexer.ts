@@ -53,7 +53,8 @@ export class ShellExpansionError extends KilnError {
   readonly word: string;
   readonly detail: string;
   constructor(word: string, detail: string) {
-    super('DOCKERFILE_EXPANSION', `failed to process ${JSON.stringify(word)}: ${detail}`);
+    const shown = word.length > 256 ? `${word.slice(0, 256)}…` : word;
+    super('DOCKERFILE_EXPANSION', `failed to process ${JSON.stringify(shown)}: ${detail}`);
     this.word = word;
     this.detail = detail;
   }
@@ -62,6 +63,8 @@ export class ShellExpansionError extends KilnError {
 class Failure extends Error {}
 
 const EOF = -1;
+/** Deepest ${…} nesting accepted (each level costs a few stack frames). */
+const MAX_NESTING = 1000;
 
 /** Go's unicode.IsSpace. */
 function isSpace(cp: number): boolean {
@@ -133,6 +136,7 @@ class ShellWord {
   private pos = 0;
   private readonly esc: number;
   private rawEscapes: boolean;
+  private depth = 0;
   readonly matched = new Set<string>();
   readonly unmatched = new Set<string>();
 
@@ -267,6 +271,17 @@ class ShellWord {
       return value;
     }
     this.next(); // {
+    // Go's growable stack has no practical limit; ours does, so refuse absurd nesting cleanly.
+    if (++this.depth > MAX_NESTING) throw new Failure(`syntax error: \${} nested more than ${MAX_NESTING} levels deep`);
+    try {
+      return this.processBraced();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /** The part of processDollar after "${". */
+  private processBraced(): string {
     const first = this.peek();
     if (first === EOF) throw new Failure("syntax error: missing '}'");
     if (first === 0x7b || first === 0x7d || first === 0x3a) throw new Failure('syntax error: bad substitution');

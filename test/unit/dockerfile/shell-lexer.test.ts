@@ -68,6 +68,11 @@ test('errors are ShellExpansionError naming the word', () => {
   assert.throws(() => processWord('${X:-a', {}), /missing '}'/);
 });
 
+test('absurdly deep ${} nesting is refused with an expansion error, not a stack overflow', () => {
+  assert.is(processWord('${a:-'.repeat(1000) + 'x' + '}'.repeat(1000), {}), 'x');
+  assert.throws(() => processWord('${a:-'.repeat(50000), {}), (e: unknown) => e instanceof ShellExpansionError && /nested more than 1000/.test((e as Error).message));
+});
+
 test('matched/unmatched sets include lookups inside defaults', () => {
   const r = processWordWithMatches('${A:-$B}${C+$D}', { B: 'b' });
   assert.is(r.result, 'b');
