@@ -66,6 +66,7 @@ export class CopySnapshotter implements Snapshotter {
       const waitNs = maxCtime + CTIME_GRANULARITY_NS - BigInt(Date.now()) * 1_000_000n;
       if (waitNs > 0n) await sleep(Number(waitNs / 1_000_000n) + 1);
     } catch (err) {
+      this.store.forgetActive(key);
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
@@ -91,12 +92,14 @@ export class CopySnapshotter implements Snapshotter {
       await rename(join(dir, 'fs'), join(tmp, 'fs'));
     });
     this.indexes.delete(key);
+    this.store.forgetActive(key);
     await rm(dir, { recursive: true, force: true });
   }
 
   async remove(keyOrId: string): Promise<void> {
     if (await this.store.readActive(keyOrId)) {
       this.indexes.delete(keyOrId);
+      this.store.forgetActive(keyOrId);
       await rm(this.store.activeDir(keyOrId), { recursive: true, force: true });
       return;
     }

@@ -84,6 +84,18 @@ export async function opaqueDirs(dirs: string[]): Promise<Set<string>> {
 }
 
 /**
+ * Every overlay-opaque directory under `root` (absolute paths), found by one `getfattr -R`
+ * walk in C; meant to run alongside a walk of the same tree.
+ */
+export async function opaqueDirsUnder(root: string): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const [path, attrs] of await dump(['-R'], [root], '^(user|trusted)\\.overlay\\.opaque$')) {
+    if (attrs.get(OPAQUE_XATTR) === 'y' || attrs.get(TRUSTED_OPAQUE_XATTR) === 'y') found.add(path);
+  }
+  return found;
+}
+
+/**
  * A layer extracted by a tool that marks opaque dirs with trusted.overlay.opaque
  * (what overlay uses without `userxattr`): copy the mark to user.overlay.opaque,
  * which our mounts read. Needs real root to see trusted.*; a no-op otherwise.

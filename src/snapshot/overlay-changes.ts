@@ -2,7 +2,7 @@ import type { Dirent } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Change } from '../layer/types.js';
-import { opaqueDirs } from './opaque-xattr.js';
+import { opaqueDirsUnder } from './opaque-xattr.js';
 
 interface UpperEntry {
   rel: string;
@@ -63,9 +63,9 @@ const byPath = (a: Change, b: Change) => (a.path < b.path ? -1 : a.path > b.path
  * with what changed, not with the size of the lower layers.
  */
 export async function overlayChanges(upper: string, lowers: string[]): Promise<Change[]> {
-  const entries = await walkUpper(upper);
+  // The xattr walk runs in a getfattr process while this process walks the same tree.
+  const [entries, opaque] = await Promise.all([walkUpper(upper), opaqueDirsUnder(upper)]);
   const dirs = entries.filter((e) => e.type === 'dir');
-  const opaque = await opaqueDirs(dirs.map((d) => join(upper, d.rel)));
   /** Directories whose whole content is new: created in the step, or opaque. */
   const fresh = new Set<string>();
   const parentOf = (rel: string) => (rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '');

@@ -56,14 +56,18 @@ export class OverlaySnapshotter implements Snapshotter {
 
   async prepare(key: string, parent: string | undefined): Promise<Rootfs> {
     const lowers = parent === undefined ? ['.empty'] : await this.lowersFor(await this.store.chain(parent));
-    const dir = await this.store.createActive(key, parent, (d) => dropActiveDir(key, d));
+    const dir = await this.store.createActive(
+      key,
+      parent,
+      (d) => dropActiveDir(key, d),
+      (d) => Promise.all([mkdir(join(d, 'upper')).then(() => chmod(join(d, 'upper'), 0o755)), mkdir(join(d, 'work')), mkdir(join(d, 'merged'))]).then(() => undefined),
+    );
     const rel = dir.slice(this.store.dir.length + 1);
     const merged = join(dir, 'merged');
     try {
-      await Promise.all(['upper', 'work', 'merged'].map((d) => mkdir(join(dir, d))));
-      await chmod(join(dir, 'upper'), 0o755);
       await mountOverlay({ cwd: this.store.dir, lowers, upper: `${rel}/upper`, work: `${rel}/work`, target: merged });
     } catch (err) {
+      this.store.forgetActive(key);
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
@@ -98,12 +102,14 @@ export class OverlaySnapshotter implements Snapshotter {
     await this.store.publish(id, meta.parent ?? undefined, async (tmp) => {
       await rename(join(dir, 'upper'), join(tmp, 'fs'));
     });
+    this.store.forgetActive(key);
     await rm(dir, { recursive: true, force: true });
   }
 
   async remove(keyOrId: string): Promise<void> {
     if (await this.store.readActive(keyOrId)) {
       await this.release(keyOrId);
+      this.store.forgetActive(keyOrId);
       await dropActiveDir(keyOrId, this.store.activeDir(keyOrId));
       return;
     }

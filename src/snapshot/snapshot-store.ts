@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { withFileLock } from '../content/file-lock.js';
@@ -64,6 +64,8 @@ export const thisOwner = () => `${process.pid}@${hostname()}`;
 
 export class SnapshotStore {
   private readonly metas = new Map<string, CommittedMeta>();
+  /** Active snapshots this process created (only we remove them). */
+  private readonly actives = new Map<string, ActiveMeta>();
 
   constructor(
     readonly dir: string,
@@ -131,6 +133,8 @@ export class SnapshotStore {
   }
 
   async readActive(key: string): Promise<ActiveMeta | undefined> {
+    const mine = this.actives.get(key);
+    if (mine) return mine;
     const meta = await readJson<ActiveMeta>(join(this.activeDir(key), 'meta.json'));
     return meta && meta.key === key ? meta : undefined;
   }
@@ -141,21 +145,39 @@ export class SnapshotStore {
     return meta;
   }
 
-  /** Make the active dir of `key` with its meta.json; SNAPSHOT_EXISTS if a live process owns it. Stale ones are dropped first. */
-  async createActive(key: string, parent: string | undefined, dropStale: (dir: string) => Promise<void>): Promise<string> {
+  /**
+   * Make the active dir of `key` and write its meta.json (in parallel with `alongside(dir)`);
+   * SNAPSHOT_EXISTS if a live process owns `key`. A stale one is dropped first.
+   */
+  async createActive(key: string, parent: string | undefined, dropStale: (dir: string) => Promise<void>, alongside?: (dir: string) => Promise<void>): Promise<string> {
     const dir = this.activeDir(key);
-    const old = await readJson<ActiveMeta>(join(dir, 'meta.json'));
-    const present = old !== undefined || (await stat(dir).catch(() => undefined)) !== undefined;
-    if (old && ownerAlive(old.owner)) {
-      throw new KilnError('SNAPSHOT_EXISTS', `Cannot prepare snapshot "${key}": it is already active`, {
-        hint: 'Commit or remove it first; keys of active snapshots must be unique.',
-      });
+    try {
+      await mkdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const old = await readJson<ActiveMeta>(join(dir, 'meta.json'));
+      if (old && ownerAlive(old.owner)) {
+        throw new KilnError('SNAPSHOT_EXISTS', `Cannot prepare snapshot "${key}": it is already active`, {
+          hint: 'Commit or remove it first; keys of active snapshots must be unique.',
+        });
+      }
+      await dropStale(dir);
+      await mkdir(dir);
     }
-    if (present) await dropStale(dir);
-    await mkdir(dir);
     const meta: ActiveMeta = { key, parent: parent ?? null, kind: this.kind, owner: thisOwner(), created: new Date().toISOString() };
-    await writeFile(join(dir, 'meta.json'), JSON.stringify(meta));
+    try {
+      await Promise.all([writeFile(join(dir, 'meta.json'), JSON.stringify(meta)), alongside?.(dir)]);
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+    this.actives.set(key, meta);
     return dir;
+  }
+
+  /** Forget the cached meta of `key` (call when its active dir goes away). */
+  forgetActive(key: string): void {
+    this.actives.delete(key);
   }
 
   async tmpDir(): Promise<string> {
