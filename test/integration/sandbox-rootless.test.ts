@@ -22,16 +22,17 @@ import { ensureBuildNamespace } from ${JSON.stringify(join(dist, 'src/sandbox/us
 import { selectExecutor } from ${JSON.stringify(join(dist, 'src/sandbox/select-executor.js'))};
 import { detectHostProfile } from ${JSON.stringify(join(dist, 'src/sandbox/host-profile.js'))};
 import { makeRootfs } from ${JSON.stringify(join(dist, 'test/helpers/rootfs.js'))};
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-const [mode, dir, script] = process.argv.slice(2);
+const [mode, dir, script, as] = process.argv.slice(2);
+const [uid, gid, ...groups] = (as ?? '0:0').split(':').map(Number);
 if (mode !== 'no-ensure') await ensureBuildNamespace(process.argv.slice(2), { entry: fileURLToPath(import.meta.url) });
 const profile = await detectHostProfile();
 const { executor, notice } = await selectExecutor('auto');
-const rootfs = await makeRootfs(dir + '/rootfs');
+const rootfs = existsSync(dir + '/rootfs/bin/busybox') ? dir + '/rootfs' : await makeRootfs(dir + '/rootfs');
 let out = '', error;
 try {
-  await executor.run({ rootfs, args: ['/bin/sh', '-c', script], env: ['PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0, additionalGids: [] },
+  await executor.run({ rootfs, args: ['/bin/sh', '-c', script], env: ['PATH=/bin'], cwd: '/', user: { uid, gid, additionalGids: groups },
     network: 'none', mounts: [], onOutput: (_s, c) => (out += c) }, { signal: AbortSignal.timeout(30000) });
 } catch (e) { error = { message: e.message, stderrTail: e.stderrTail }; }
 const own = (p) => { try { const s = statSync(rootfs + p); return [s.uid, s.gid]; } catch { return null; } };
@@ -81,8 +82,8 @@ function makeUser(subStart?: number): { name: string; uid: number; gid: number; 
   return { name, uid, gid, home: `/home/${name}` };
 }
 
-function runAs(user: { uid: number; gid: number; home: string }, dir: string, script: string) {
-  return spawnSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, probe, 'ensure', dir, script], {
+function runAs(user: { uid: number; gid: number; home: string }, dir: string, script: string, as = '0:0') {
+  return spawnSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, probe, 'ensure', dir, script, as], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: user.home },
     cwd: dir,
     timeout: 60_000,
@@ -131,6 +132,13 @@ t('rootless with a subuid range: root in the build namespace, chown to 1000 and 
   assert.equal([a.uid, a.gid], [start + 999, start + 999]);
   assert.equal([b.uid, b.gid], [start + 65533, start + 65533]);
   assert.not.match(r.stderr.toString(), /single-id/);
+  // USER 1000 with a supplementary group, inside the namespace.
+  const r2 = runAs(user, dir, 'id -u; id -G; touch /tmp/by-1000', '1000:1000:10');
+  const res2 = parseProbe(r2);
+  assert.is(res2.error, undefined, JSON.stringify(res2.error));
+  assert.is(res2.out, '1000\n1000 10\n');
+  const c = await stat(join(dir, 'rootfs/tmp/by-1000'));
+  assert.equal([c.uid, c.gid], [start + 999, start + 999]);
 });
 
 t('rootless without a subuid range: single-id namespace, a warning, and chown to another user fails', async () => {
@@ -167,6 +175,32 @@ t('no user namespaces (inside bwrap --disable-userns): auto picks chroot and say
   assert.is(res.executor, 'chroot');
   assert.match(res.notice ?? '', /No user namespaces here: RUN steps use chroot isolation: they are NOT isolated/);
   assert.match(res.out, /^inside chroot\n0\n/);
+});
+
+t('kiln doctor reports the no-userns profile with the fix, and chroot isolation', () => {
+  const r = spawnSync(
+    'bwrap',
+    ['--unshare-user', '--disable-userns', '--unshare-pid', '--cap-add', 'ALL', '--uid', '0', '--gid', '0', '--bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--',
+      process.execPath, join(dist, 'src/cli/main.js'), 'doctor', '--json'],
+    { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 60_000 },
+  );
+  assert.is(r.status, 0, r.stderr.toString());
+  const report = JSON.parse(r.stdout.toString()) as { profile: { kind: string; features: { id: string; ok: boolean; fix?: string }[] }; isolation: { executor?: string; notice?: string } };
+  assert.is(report.profile.kind, 'no-userns');
+  const userns = report.profile.features.find((f) => f.id === 'userns')!;
+  assert.is(userns.ok, false);
+  assert.match(userns.fix ?? '', /sysctl|seccomp|AppArmor/);
+  assert.is(report.isolation.executor, 'chroot');
+  assert.match(report.isolation.notice ?? '', /NOT isolated/);
+});
+
+t('kiln doctor on this host (root): bwrap, every feature present', () => {
+  const r = spawnSync(process.execPath, [join(dist, 'src/cli/main.js'), 'doctor'], { timeout: 60_000 });
+  assert.is(r.status, 0, r.stderr.toString());
+  const text = r.stdout.toString();
+  assert.match(text, /^Host profile: root\n/);
+  assert.match(text, /RUN isolation \(auto\): bwrap/);
+  assert.match(text, /ok {4}user namespaces/);
 });
 
 t.run();
