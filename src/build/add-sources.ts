@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { posix } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { pipeline } from 'node:stream/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { join, posix } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { BuildRuntime } from './runtime.js';
 
@@ -74,20 +76,25 @@ export async function unpackArchive(rt: BuildRuntime, file: string, destDir: str
   const kind = await sniff(file);
   if (kind === undefined) return false;
   if (kind === 'bzip2' || kind === 'xz') {
+    // Decompress to a temp file with the host tool first, then extract that tar.
     const tool = kind === 'bzip2' ? 'bzip2' : 'xz';
-    const child = spawn(tool, ['-dc', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const tmp = await mkdtemp(join(tmpdir(), 'kiln-add-'));
     try {
-      await rt.applyLayer(child.stdout, destDir, {});
-    } catch (err) {
-      child.kill();
-      throw new KilnError('ADD_UNPACK', `Cannot unpack "${posix.basename(file)}": ${(err as Error).message}`, { cause: err });
+      const plain = join(tmp, 'archive.tar');
+      const out = createWriteStream(plain);
+      const child = spawn(tool, ['-dc', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+      await pipeline(child.stdout, out);
+      const code = await exited;
+      if (code !== 0) throw new KilnError('ADD_UNPACK', `Cannot unpack "${posix.basename(file)}": ${tool} exited ${code}: ${stderr.trim()}`);
+      if ((await sniff(plain)) !== 'tar') return false;
+      await rt.applyLayer(createReadStream(plain), destDir, {});
+      return true;
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
     }
-    const code = await exited;
-    if (code !== 0) throw new KilnError('ADD_UNPACK', `Cannot unpack "${posix.basename(file)}": ${tool} exited ${code}: ${stderr.trim()}`);
-    return true;
   }
   if (kind !== 'tar') {
     // Compressed: only unpack when the payload is a tar.

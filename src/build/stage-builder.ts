@@ -656,6 +656,38 @@ export class StageBuilder {
     return body;
   }
 
+  /**
+   * Drop 'modify' changes of directories whose metadata equals the parent's:
+   * a copied-up directory (a sandbox mountpoint placeholder created and
+   * removed, a file inside touched and restored) is not a change, as
+   * BuildKit's differ sees it. Parent directories of real changes are added
+   * back by the layer writer.
+   */
+  private async pruneUnchangedDirs(snap: import('../snapshot/types.js').Snapshotter, parent: string | undefined, root: string, changes: import('../layer/types.js').Change[]) {
+    const candidates = changes.filter((c) => c.kind === 'modify' && !c.opaque);
+    if (candidates.length === 0 || parent === undefined) return changes;
+    const dirs: typeof candidates = [];
+    for (const c of candidates) {
+      const st = await lstat(posix.join(root, c.path)).catch(() => undefined);
+      if (st?.isDirectory()) dirs.push(c);
+    }
+    if (dirs.length === 0) return changes;
+    const key = `cmp-${randomBytes(8).toString('hex')}`;
+    const view = await snap.prepare(key, parent);
+    const drop = new Set<string>();
+    try {
+      for (const c of dirs) {
+        const a = await lstat(posix.join(root, c.path));
+        const b = await lstat(posix.join(view.path, c.path)).catch(() => undefined);
+        if (b && b.isDirectory() && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && Math.floor(a.mtimeMs) === Math.floor(b.mtimeMs)) drop.add(c.path);
+      }
+    } finally {
+      await view.release();
+      await snap.remove(key);
+    }
+    return changes.filter((c) => !drop.has(c.path));
+  }
+
   /** Make sure the committed snapshot of `state`'s layers exists; returns its id. */
   private async materialize(state: ImageState): Promise<string | undefined> {
     const rt = this.shared.runtime;
@@ -723,7 +755,8 @@ export class StageBuilder {
     let committed = false;
     try {
       await work(rootfs.path, (stream, chunk) => sh.emit({ type: 'step-log', id, stream, data: chunk.toString(), time: Date.now() }));
-      const { root, changes } = await snap.changes(active);
+      const { root, changes: raw } = await snap.changes(active);
+      const changes = await this.pruneUnchangedDirs(snap, parent, root, raw);
       const now = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000).toISOString() : new Date().toISOString();
       if (changes.length === 0) {
         addHistory(this.state, history, true);
