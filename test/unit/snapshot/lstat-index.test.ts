@@ -1,8 +1,9 @@
-import { chmod, mkdir, mkdtemp, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { sh } from './fs-helpers.js';
 import { buildIndex, diffIndex, loadIndex, saveIndex } from '../../../src/snapshot/lstat-index.js';
 
 async function tree(): Promise<string> {
@@ -38,10 +39,10 @@ test('diffIndex: unchanged tree → nothing; rename within the tree → delete +
     await sleep(25);
     assert.equal(await diffIndex(dir, index), []);
     await rename(join(dir, 'a/g'), join(dir, 'a/b/g'));
-    const before = await stat(join(dir, 'top'));
-    await writeFile(join(dir, 'top'), 'TOP'); // same size, then the old mtime put back
-    await utimes(join(dir, 'top'), before.atime, before.mtime);
-    assert.is((await stat(join(dir, 'top'))).mtimeMs, before.mtimeMs);
+    const before = (await stat(join(dir, 'top'), { bigint: true })).mtimeNs;
+    await writeFile(join(dir, 'top'), 'TOP'); // same size, then the old mtime put back to the ns
+    await sh(['touch', '-m', '-d', `@${before / 1_000_000_000n}.${String(before % 1_000_000_000n).padStart(9, '0')}`, join(dir, 'top')]);
+    assert.is((await stat(join(dir, 'top'), { bigint: true })).mtimeNs, before);
     const changes = await diffIndex(dir, index);
     assert.equal(
       changes.map((c) => `${c.kind} ${c.path}`),
