@@ -63,6 +63,12 @@ export interface TokenIssuerOptions {
   grants?: (user: string | undefined, name: string, asked: string[]) => string[];
   /** Token lifetime in seconds (default 300). */
   expiresIn?: number;
+  /**
+   * The first N tokens are signed already expired (exp 10 minutes ago, beyond the registry's
+   * 60 s leeway) while the response still claims `expiresIn`: the registry refuses them with
+   * 401, as it would a revoked token, and a client must fetch a new one.
+   */
+  expiredFirst?: number;
   service?: string;
 }
 
@@ -72,6 +78,8 @@ export interface TokenIssuer {
   /** YAML `auth:` block for startRegistry({ extraConfig }). */
   config: string;
   requests: TokenRequest[];
+  /** From now on, sign the next `n` tokens already expired (see `expiredFirst`). */
+  expireNext(n: number): void;
   stop(): Promise<void>;
 }
 
@@ -102,6 +110,7 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
   const requests: TokenRequest[] = [];
   const grants = opts.grants ?? ((user, _name, asked) => (user ? asked : asked.filter((a) => a === 'pull')));
 
+  let expiredLeft = opts.expiredFirst ?? 0;
   const issue = (user: string | undefined, scopes: string[]) => {
     const access = scopes
       .map(parseScope)
@@ -109,7 +118,10 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
       .map((s) => ({ type: s.type, name: s.name, actions: grants(user, s.name, s.actions) }));
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: 'JWT', alg: 'RS256', x5c: [certDer.toString('base64')] };
-    const claims = { iss: issuerName, sub: user ?? '', aud: service, exp: now + (opts.expiresIn ?? 300), nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access };
+    const expired = expiredLeft > 0;
+    if (expired) expiredLeft--;
+    const exp = expired ? now - 600 : now + (opts.expiresIn ?? 300);
+    const claims = { iss: issuerName, sub: user ?? '', aud: service, exp, nbf: expired ? now - 1200 : now - 10, iat: expired ? now - 1200 : now, jti: randomBytes(8).toString('hex'), access };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const sig = sign('sha256', Buffer.from(input), key);
     return { token: `${input}.${b64url(sig)}`, access };
@@ -172,6 +184,9 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
     service,
     config,
     requests,
+    expireNext: (n: number) => {
+      expiredLeft = n;
+    },
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

@@ -96,6 +96,14 @@ basic('login saves Docker-compatible credentials; pull --debug and push use them
   assert.is(inspect.code, 0, inspect.err);
   assert.is(JSON.parse(inspect.out).source, 'registry');
   for (const r of [login, pull, push, inspect]) assertNoSecret(r.out + r.err, 'kiln output');
+  const logout = await kiln(['logout', reg.host], env);
+  assert.is(logout.code, 0);
+  assert.match(logout.out, `Removing login credentials for ${reg.host}`);
+  const after = JSON.parse(await readFile(join(env.DOCKER_CONFIG!, 'config.json'), 'utf8'));
+  assert.is(after.auths[reg.host], undefined);
+  const denied = await kiln(['pull', `${reg.host}/busybox:latest`], { ...env, KILN_ROOT: join(env.KILN_ROOT!, 'after-logout') });
+  assert.is(denied.code, 1);
+  assert.match(denied.err, '401');
 });
 
 basic('a wrong saved password gives a clear 401 naming the registry, never the secret', async ({ reg, env }) => {
@@ -247,6 +255,25 @@ bearer('expired tokens are fetched again (1 s lifetime)', async ({ work }) => {
     const n = issuer.requests.length;
     await pullImage(`${reg.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'exp2')), client });
     assert.ok(issuer.requests.length > n, 'a new token was fetched');
+  } finally {
+    await client.close();
+    await reg.stop();
+    await issuer.stop();
+  }
+});
+
+bearer('a cached token the registry refuses (401) is fetched again once', async ({ work }) => {
+  const issuer = await startTokenIssuer({ users: { [USER]: PASS } });
+  const reg = await startRegistry({ extraConfig: issuer.config });
+  const client = new RegistryClient({ credentials: async () => ({ username: USER, password: PASS }) });
+  try {
+    await pushBusybox(reg, { skopeoArgs: ['--dest-creds', `${USER}:${PASS}`] });
+    issuer.requests.length = 0;
+    issuer.expireNext(1);
+    const img = await pullImage(`${reg.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'refresh')), client });
+    assert.is(img.layers.length, 1);
+    const forRepo = issuer.requests.filter((r) => r.scopes.includes('repository:busybox:pull'));
+    assert.is(forRepo.length, 2, 'one refused token, one fresh');
   } finally {
     await client.close();
     await reg.stop();

@@ -123,6 +123,14 @@ t('a multi-platform index pushed by kiln is read by skopeo; pull selects the pla
   assert.is(pulled.config.architecture, 'arm64');
   assert.is(pulled.top.digest, idx.descriptor.digest);
   assert.is((await store2.getTag(target))?.mediaType, MediaType.OciIndex);
+  // The same manifests as a Docker manifest list.
+  const list = await writeIndex(store, [amdDesc, arm.descriptor], { format: 'docker' });
+  const listTarget = `${reg.host}/multi:list`;
+  await pushImage(store, list.descriptor, listTarget, { client });
+  assert.equal(await skopeoRaw(listTarget), list.raw);
+  const fromList = await pullImage(listTarget, { store: freshStore(work), client, platform: { os: 'linux', architecture: 'amd64' } });
+  assert.is(fromList.top.mediaType, MediaType.DockerManifestList);
+  assert.is(fromList.descriptor.digest, amd.descriptor.digest);
   try {
     await pullImage(target, { store: freshStore(work), client, platform: { os: 'linux', architecture: 's390x' } });
     assert.unreachable();

@@ -1,9 +1,7 @@
 import { UsageError } from '../../errors.js';
-import { authKey, storeCredentials } from '../../registry/index.js';
 import { parseDockerRef } from '../../oci/reference.js';
 import { type Command, flagBool, flagString } from '../command.js';
 import { clientFor, REGISTRY_FLAGS } from './registry-options.js';
-import { RegistryClient } from '../../registry/index.js';
 
 /** "https://host:5000/" or "host:5000" → "host:5000"; default Docker Hub. */
 export function serverHost(arg: string | undefined): string {
@@ -38,6 +36,7 @@ export const loginCommand: Command = {
     }
     if (flagString(args, 'password') !== undefined) io.stderr.write('WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n');
     // Check the credentials before saving them: an authenticated GET /v2/.
+    const { authKey, RegistryClient, storeCredentials } = await import('../../registry/index.js');
     const base = await clientFor(args, io);
     await base.close();
     const client = new RegistryClient({ ...base.options, registriesConf: base.conf, credentials: async () => ({ username, password }) });

@@ -1,5 +1,4 @@
 import { UsageError } from '../../errors.js';
-import { authKey, eraseCredentials } from '../../registry/index.js';
 import type { Command } from '../command.js';
 import { serverHost } from './login.js';
 
@@ -11,6 +10,7 @@ export const logoutCommand: Command = {
   async run(args, io) {
     if (args.positionals.length > 1) throw new UsageError('"kiln logout" takes at most one SERVER');
     const host = serverHost(args.positionals[0]);
+    const { authKey, eraseCredentials } = await import('../../registry/index.js');
     const removed = await eraseCredentials(host, io.env);
     io.stdout.write(removed ? `Removing login credentials for ${authKey(host)}\n` : `Not logged in to ${authKey(host)}\n`);
     return 0;

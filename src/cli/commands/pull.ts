@@ -1,5 +1,4 @@
 import { familiarString } from '../../oci/reference.js';
-import { pullImage } from '../../registry/index.js';
 import { type Command, flagBool } from '../command.js';
 import { clientFor, onePositional, PLATFORM_FLAG, platformFrom, REGISTRY_FLAGS, storeFor } from './registry-options.js';
 
@@ -13,6 +12,7 @@ export const pullCommand: Command = {
     const ref = onePositional(args, 'pull', 'REF');
     const quiet = flagBool(args, 'quiet');
     const client = await clientFor(args, io);
+    const { pullImage } = await import('../../registry/index.js');
     try {
       const platform = platformFrom(args);
       const result = await pullImage(ref, {

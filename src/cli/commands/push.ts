@@ -1,6 +1,5 @@
 import { NotFoundError, UsageError } from '../../errors.js';
 import { parseDockerRef } from '../../oci/reference.js';
-import { pushImage } from '../../registry/index.js';
 import type { Command } from '../command.js';
 import { clientFor, REGISTRY_FLAGS, storeFor } from './registry-options.js';
 
@@ -20,6 +19,7 @@ export const pushCommand: Command = {
     const desc = await store.getTag(name);
     if (!desc) throw new NotFoundError(`Cannot push "${name}": no such image in the local store`, { hint: 'Run "kiln images" to list local images.' });
     const client = await clientFor(args, io);
+    const { pushImage } = await import('../../registry/index.js');
     try {
       const res = await pushImage(store, desc, remote, {
         client,

@@ -1,7 +1,7 @@
 import { openContentStore, type OciLayoutStore } from '../../content/index.js';
 import { UsageError } from '../../errors.js';
 import { parsePlatform, type Platform } from '../../oci/platform.js';
-import { openRegistryClient, type RegistryClient } from '../../registry/index.js';
+import type { RegistryClient } from '../../registry/index.js';
 import { kilnRoot } from '../../util/paths.js';
 import { type CommandIO, type FlagSpec, flagBool, flagList, flagString, type ParsedArgs } from '../command.js';
 
@@ -17,9 +17,13 @@ export function storeFor(io: CommandIO): OciLayoutStore {
   return openContentStore(kilnRoot(io.env));
 }
 
-/** A registry client honouring --insecure-registry and --debug (log lines to stderr; never credentials). */
-export function clientFor(args: ParsedArgs, io: CommandIO): Promise<RegistryClient> {
+/**
+ * A registry client honouring --insecure-registry and --debug (log lines to stderr; never
+ * credentials). registry/ (undici, TOML) is loaded only by the commands that need it.
+ */
+export async function clientFor(args: ParsedArgs, io: CommandIO): Promise<RegistryClient> {
   const debug = flagBool(args, 'debug');
+  const { openRegistryClient } = await import('../../registry/index.js');
   return openRegistryClient({
     env: io.env,
     insecureRegistries: flagList(args, 'insecure-registry'),
