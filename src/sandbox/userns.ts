@@ -18,6 +18,8 @@ export interface EnsureBuildNamespaceOptions {
   stderr?: NodeJS.WritableStream;
   /** The script to re-execute (default: kiln's CLI entry point next to this module). */
   entry?: string;
+  /** Write the id maps with newuidmap/newgidmap from kiln even when unshare could (tests the pre-2.38 path). */
+  ownIdMaps?: boolean;
 }
 
 /**
@@ -27,9 +29,10 @@ export interface EnsureBuildNamespaceOptions {
  *
  * - Already root (real root, or the re-executed child): returns.
  * - Rootless with a subuid/subgid range: re-executes kiln (`entry` with `argv`)
- *   under `unshare --user --mount`, maps 0 → the user and 1…count → the range
- *   with newuidmap/newgidmap (as `unshare --map-auto` does), waits for the
- *   child, and exits with its status: the returned promise never settles.
+ *   under `unshare --user --mount` with 0 → the user and 1…count → the range
+ *   (newuidmap/newgidmap, as `unshare --map-auto` does; kiln writes the maps
+ *   itself with an older unshare), waits for the child, and exits with its
+ *   status: the returned promise never settles.
  * - Rootless without a range: same with a single-id map (`--map-root-user`),
  *   after printing what will not work.
  * - No user namespaces: returns; executor selection then explains the fix.
@@ -68,11 +71,24 @@ export async function ensureBuildNamespace(argv: string[], opts: EnsureBuildName
   if (!full) stderr.write(SINGLE_ID_WARNING.replaceAll('%USER%', user));
 
   const entry = opts.entry ?? defaultEntry();
-  const nsArgs = full ? ['--user', '--mount', '--propagation', 'private'] : ['--user', '--map-root-user', '--mount', '--propagation', 'private'];
-  const child = spawn(unshare, [...nsArgs, '--', process.execPath, ...process.execArgv, entry, ...argv], {
-    stdio: 'inherit',
-    env: { ...process.env, [BUILD_NS_ENV]: full ? 'subuid' : 'single' },
-  });
+  const target = [process.execPath, ...process.execArgv, entry, ...argv];
+  const env = { ...process.env, [BUILD_NS_ENV]: full ? 'subuid' : 'single' };
+  // The mapping must exist before kiln is executed in the namespace: execve()
+  // by an unmapped uid drops every capability, so "root" could not chown.
+  let cmd: string[];
+  let syncFd = false;
+  if (!full) {
+    cmd = [unshare, '--user', '--map-root-user', '--mount', '--propagation', 'private', '--', ...target];
+  } else if (!opts.ownIdMaps && (await unshareMapsRanges(unshare))) {
+    // util-linux >= 2.38 runs newuidmap/newgidmap itself before exec.
+    cmd = [unshare, '--user', '--map-root-user', `--map-users=${subuid!.start},1,${subuid!.count}`, `--map-groups=${subgid!.start},1,${subgid!.count}`,
+      '--mount', '--propagation', 'private', '--', ...target];
+  } else {
+    // Older unshare: a shell waits on fd 3 until kiln has written the maps, then execs.
+    syncFd = true;
+    cmd = [unshare, '--user', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', 'read _ <&3; exec 3<&-; exec "$@"', 'sh', ...target];
+  }
+  const child = spawn(cmd[0]!, cmd.slice(1), { stdio: syncFd ? ['inherit', 'inherit', 'inherit', 'pipe'] : 'inherit', env });
   const forward = (sig: NodeJS.Signals) => () => {
     try {
       child.kill(sig);
@@ -95,15 +111,26 @@ export async function ensureBuildNamespace(argv: string[], opts: EnsureBuildName
       process.exit(code ?? 1);
     });
   });
-  if (full) {
+  if (syncFd) {
     try {
       await writeIdMaps(child.pid!, uid, gid, subuid!, subgid!, newuidmap!, newgidmap!);
+      (child.stdio[3] as NodeJS.WritableStream).end('go\n');
     } catch (err) {
       child.kill('SIGKILL');
       throw err;
     }
   }
   return exited;
+}
+
+let mapsRanges: Promise<boolean> | undefined;
+/** Does this unshare(1) know --map-users/--map-groups (util-linux 2.38)? */
+function unshareMapsRanges(unshare: string): Promise<boolean> {
+  mapsRanges ??= execFileP(unshare, ['--help']).then(
+    ({ stdout }) => stdout.includes('--map-users'),
+    () => false,
+  );
+  return mapsRanges;
 }
 
 function defaultEntry(): string {

@@ -22,11 +22,14 @@ import { ensureBuildNamespace } from ${JSON.stringify(join(dist, 'src/sandbox/us
 import { selectExecutor } from ${JSON.stringify(join(dist, 'src/sandbox/select-executor.js'))};
 import { detectHostProfile } from ${JSON.stringify(join(dist, 'src/sandbox/host-profile.js'))};
 import { makeRootfs } from ${JSON.stringify(join(dist, 'test/helpers/rootfs.js'))};
-import { existsSync, statSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 const [mode, dir, script, as] = process.argv.slice(2);
 const [uid, gid, ...groups] = (as ?? '0:0').split(':').map(Number);
-if (mode !== 'no-ensure') await ensureBuildNamespace(process.argv.slice(2), { entry: fileURLToPath(import.meta.url) });
+if (mode !== 'no-ensure') await ensureBuildNamespace(process.argv.slice(2), { entry: fileURLToPath(import.meta.url), ownIdMaps: mode === 'ensure-own-maps' });
+let nodeChown = 'ok';
+try { writeFileSync(dir + '/node-owned', ''); chownSync(dir + '/node-owned', 1000, 1000); } catch (e) { nodeChown = e.code; }
+const capEff = readFileSync('/proc/self/status', 'utf8').match(/CapEff:\\s*(\\S+)/)[1];
 const profile = await detectHostProfile();
 const { executor, notice } = await selectExecutor('auto');
 const rootfs = existsSync(dir + '/rootfs/bin/busybox') ? dir + '/rootfs' : await makeRootfs(dir + '/rootfs');
@@ -36,11 +39,13 @@ try {
     network: 'none', mounts: [], onOutput: (_s, c) => (out += c) }, { signal: AbortSignal.timeout(30000) });
 } catch (e) { error = { message: e.message, stderrTail: e.stderrTail }; }
 const own = (p) => { try { const s = statSync(rootfs + p); return [s.uid, s.gid]; } catch { return null; } };
-console.log(JSON.stringify({ uid: process.getuid(), profile: profile.kind, executor: executor.name, notice, out, error,
+console.log(JSON.stringify({ nodeChown, capEff, uid: process.getuid(), profile: profile.kind, executor: executor.name, notice, out, error,
   a: own('/a'), b: own('/b'), uidMap: (await import('node:fs')).readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\\s+/) }));
 `;
 
 interface ProbeResult {
+  nodeChown: string;
+  capEff: string;
   uid: number;
   profile: string;
   executor: string;
@@ -82,8 +87,8 @@ function makeUser(subStart?: number): { name: string; uid: number; gid: number; 
   return { name, uid, gid, home: `/home/${name}` };
 }
 
-function runAs(user: { uid: number; gid: number; home: string }, dir: string, script: string, as = '0:0') {
-  return spawnSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, probe, 'ensure', dir, script, as], {
+function runAs(user: { uid: number; gid: number; home: string }, dir: string, script: string, as = '0:0', mode = 'ensure') {
+  return spawnSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, probe, mode, dir, script, as], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: user.home },
     cwd: dir,
     timeout: 60_000,
@@ -120,6 +125,11 @@ t('rootless with a subuid range: root in the build namespace, chown to 1000 and 
   const res = parseProbe(r);
   assert.is(res.error, undefined, JSON.stringify(res.error));
   assert.is(res.uid, 0);
+  // kiln itself (not only the sandbox) is root with every capability, and chowns for real.
+  assert.is(res.capEff, '000001ffffffffff');
+  assert.is(res.nodeChown, 'ok');
+  const n = await stat(join(dir, 'node-owned'));
+  assert.equal([n.uid, n.gid], [start + 999, start + 999]);
   assert.is(res.profile, 'rootless-subuid');
   assert.is(res.executor, 'bwrap');
   assert.equal(res.uidMap.slice(0, 3), ['0', String(user.uid), '1']);
@@ -139,6 +149,13 @@ t('rootless with a subuid range: root in the build namespace, chown to 1000 and 
   assert.is(res2.out, '1000\n1000 10\n');
   const c = await stat(join(dir, 'rootfs/tmp/by-1000'));
   assert.equal([c.uid, c.gid], [start + 999, start + 999]);
+  // The pre-2.38 path: kiln runs newuidmap/newgidmap itself before kiln is executed in the namespace.
+  const r3 = runAs(user, dir, 'chown 65534:65534 /tmp/by-1000', '0:0', 'ensure-own-maps');
+  const res3 = parseProbe(r3);
+  assert.is(res3.error, undefined, JSON.stringify(res3.error));
+  assert.equal([res3.uid, res3.capEff, res3.nodeChown], [0, '000001ffffffffff', 'ok']);
+  assert.equal(res3.uidMap, ['0', String(user.uid), '1', '1', String(start), '65536']);
+  assert.is((await stat(join(dir, 'rootfs/tmp/by-1000'))).uid, start + 65533);
 });
 
 t('rootless without a subuid range: single-id namespace, a warning, and chown to another user fails', async () => {
@@ -150,6 +167,7 @@ t('rootless without a subuid range: single-id namespace, a warning, and chown to
   const res = parseProbe(r);
   assert.is(res.uid, 0);
   assert.is(res.profile, 'rootless-single-id');
+  assert.is(res.nodeChown, 'EINVAL');
   assert.is(res.out.split('\n')[0], 'created');
   assert.ok(res.error, 'chown should fail');
   assert.match(res.error!.message, /did not complete successfully: exit code: 1/);
