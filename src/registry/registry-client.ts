@@ -213,8 +213,11 @@ export class RegistryClient {
     for (let attempt = 0; ; attempt++) {
       let url = /^https?:\/\//.test(spec.path) ? spec.path : `${s.scheme}://${ep.host}${spec.path}`;
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...spec.headers };
-      const authz = await s.auth.authorization(scopes, spec.signal);
-      if (authz) headers.authorization = authz;
+      // Credentials go only to the registry itself, never to another host named by a Location.
+      if (new URL(url).host === new URL(`${s.scheme}://${ep.host}`).host) {
+        const authz = await s.auth.authorization(scopes, spec.signal);
+        if (authz) headers.authorization = authz;
+      }
       let res: Dispatcher.ResponseData;
       try {
         res = await request(url, { method: spec.method, headers, body: spec.body ? spec.body() : null, dispatcher: this.dispatcherFor(ep), signal: spec.signal ?? null });
