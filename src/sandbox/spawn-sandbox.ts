@@ -64,10 +64,22 @@ export function spawnSandbox(file: string, args: string[], opts: SpawnSandboxOpt
         return;
       }
       const lines = tail.toString('utf8').split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l !== '');
-      const shown = JSON.stringify(opts.display ?? opts.argv.join(' '));
+      const shown = quoteDisplay(opts.display ?? opts.argv.join(' '));
       const o: ConstructorParameters<typeof ProcessError>[2] = { display: shown, stderrTail: lines.slice(-TAIL_LINES) };
       if (sig) o.signal = sig;
       reject(new ProcessError(opts.argv, code, o));
     });
   });
+}
+
+/** Go's %q of the command, as BuildKit prints it; a display already quoted that way is kept. */
+export function quoteDisplay(display: string): string {
+  if (display.length >= 2 && display.startsWith('"') && display.endsWith('"')) {
+    try {
+      if (typeof JSON.parse(display) === 'string') return display;
+    } catch {
+      // not a quoted string
+    }
+  }
+  return JSON.stringify(display);
 }

@@ -38,7 +38,7 @@ export interface RunRequest {
   hostname?: string;
   /** Receives output chunks as they come (the caller prints or buffers them). */
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
-  /** Shown in ProcessError instead of argv (e.g. `/bin/sh -c make`). */
+  /** Shown in ProcessError instead of argv (e.g. `/bin/sh -c make`; quoted by the executor, an already JSON-quoted value is kept). */
   display?: string;
 }
 
