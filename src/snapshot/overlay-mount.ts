@@ -40,14 +40,21 @@ export function overlayOptions(spec: Omit<OverlayMountSpec, 'target' | 'cwd'>): 
 const live = new Set<string>();
 let exitHookInstalled = false;
 
-/** Lazily unmount whatever this process still has mounted when it exits (crash, abort, forgotten release). */
+/**
+ * Lazily unmount every overlay this process mounted and has not released. Runs by itself on
+ * process 'exit'; signal handlers (SIGINT/SIGTERM, which skip 'exit' unless they call
+ * process.exit) should call it. A SIGKILLed process leaves its mounts: the next snapshotter
+ * opened on the same root removes them (its active snapshots have a dead owner).
+ */
+export function unmountAllSync(): void {
+  for (const target of live) spawnSync('umount', ['-l', target], { stdio: 'ignore', timeout: 5000 });
+  live.clear();
+}
+
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const target of live) spawnSync('umount', ['-l', target], { stdio: 'ignore', timeout: 5000 });
-    live.clear();
-  });
+  process.on('exit', unmountAllSync);
 }
 
 export async function mountOverlay(spec: OverlayMountSpec): Promise<void> {
@@ -62,7 +69,7 @@ export async function mountOverlay(spec: OverlayMountSpec): Promise<void> {
     throw new HostError(`Cannot mount overlay on "${spec.target}"`, {
       code: 'OVERLAY_MOUNT_FAILED',
       cause: err,
-      hint: 'Run kiln as root or in a user+mount namespace, or use the copy snapshotter (KILN_SNAPSHOTTER=copy).',
+      hint: 'Run kiln as root or in a user+mount namespace (kernel ≥ 5.11 for userxattr), or use the copy snapshotter.',
     });
   }
   live.add(spec.target);

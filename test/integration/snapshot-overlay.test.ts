@@ -151,6 +151,15 @@ t('a kiln killed with SIGKILL leaves a mount; the next one to start removes it',
   assert.equal(await readdir(join(ctx.root, 'snapshots', 'overlay', '.active')), []);
 });
 
+t('a SIGTERM handler calling unmountAllSync leaves no mount', async (ctx) => {
+  const child = runChild({ op: 'sigterm', root: ctx.root, kind: 'overlay' }, { timeoutMs: 60_000 });
+  const { path } = JSON.parse(await child.firstLine) as { path: string };
+  assert.equal(await mountsUnder(ctx.root), [path]);
+  child.kill('SIGTERM');
+  assert.is((await child.exit).code, 143);
+  assert.equal(await mountsUnder(ctx.root), []);
+});
+
 t('a process exiting without release unmounts through its exit hook', async (ctx) => {
   const child = runChild({ op: 'exit', root: ctx.root, kind: 'overlay' });
   const { code } = await child.exit;

@@ -6,11 +6,11 @@
  */
 import { appendFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createSnapshotter, overlaySupport } from '../../../src/snapshot/index.js';
+import { createSnapshotter, overlaySupport, unmountAllSync } from '../../../src/snapshot/index.js';
 import { sh } from './fs-helpers.js';
 
 interface Args {
-  op: 'race' | 'hang' | 'exit' | 'userns';
+  op: 'race' | 'hang' | 'exit' | 'sigterm' | 'userns';
   root: string;
   kind?: 'auto' | 'overlay' | 'copy';
   id?: string;
@@ -32,6 +32,17 @@ if (args.op === 'race') {
   const s = await createSnapshotter({ root: args.root, kind: args.kind ?? 'auto' });
   await s.createCommitted('base', undefined, (dir) => writeFile(join(dir, 'f'), 'f'));
   const r = await s.prepare('hanging', 'base');
+  out({ path: r.path });
+  setInterval(() => undefined, 1000);
+} else if (args.op === 'sigterm') {
+  // What the CLI does on SIGTERM/SIGINT: unmount synchronously, then exit.
+  process.on('SIGTERM', () => {
+    unmountAllSync();
+    process.exit(143);
+  });
+  const s = await createSnapshotter({ root: args.root, kind: args.kind ?? 'auto' });
+  await s.createCommitted('base', undefined, (dir) => writeFile(join(dir, 'f'), 'f'));
+  const r = await s.prepare('interrupted', 'base');
   out({ path: r.path });
   setInterval(() => undefined, 1000);
 } else if (args.op === 'exit') {
