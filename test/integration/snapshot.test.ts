@@ -238,6 +238,16 @@ function snapshotSuite(kind: SnapshotterKind) {
     assert.equal((await readdir(join(rootfs.path, 'etc/sub'))).sort(), ['fresh']);
   });
 
+  t('mv of a directory from the parent, and a fifo', async (ctx) => {
+    const { changes, rootfs } = await step(ctx, 'base', ['etc/sub', 'etc/moved', 'run/fifo'], async (r) => {
+      await sh(['mv', join(r, 'etc/sub'), join(r, 'etc/moved')]);
+      await mkdir(join(r, 'run'));
+      await sh(['mkfifo', join(r, 'run/fifo')]);
+    });
+    assertHas(changes, { kind: 'delete', path: 'etc/sub' }, { kind: 'add', path: 'etc/moved' }, { kind: 'add', path: 'run/fifo' });
+    assert.is(await readFile(join(rootfs.path, 'etc/moved/deep/c'), 'utf8'), 'c');
+  });
+
   t('xattrs: new and changed values are changes and readable from root', async (ctx) => {
     const { changes, root } = await step(ctx, 'base', ['etc/passwd', 'xattr-file'], async (r) => {
       await sh(['setfattr', '-n', 'user.kiln.added', '-v', 'yes', join(r, 'etc/passwd')]);
