@@ -4,13 +4,19 @@
  * `tar -c | pigz | sha256sum` and `tar -c | gzip | sha256sum` at the same level.
  * Each kiln run is a child process so its peak RSS is its own.
  *
- *   npx tsx scripts/bench-layer.ts [--size-mib 1024] [--level 6] [--keep]
+ *   npx tsx scripts/bench-layer.ts [--size-mib 1024] [--level 6] [--repeat 2] [--keep]
+ *   npx tsx scripts/bench-layer.ts --debian     # round trip of the Debian fixture rootfs instead
+ *
+ * --debian: apply every layer of the cached mmdebstrap Debian fixture with kiln,
+ * diff the tree back into a layer, and compare (1) `tar -tvv` of the original
+ * layer 1 with ours and (2) kiln's extracted tree with umoci's unpack of the
+ * same image (type, mode, owner, size, content, link target, xattrs per path).
  *
  * Data lives in a temp dir under /tmp and is removed at the end.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,7 +88,84 @@ function timeShell(cmd: string): { ms: number; cpuMs: number; out: string } {
   return { ms, cpuMs: secs * 1000, out: lines.join('\n').trim() };
 }
 
+/** Per path: type, mode, owner, size, content hash, link target, device, xattrs (one getfattr run). */
+function describeTree(root: string): Map<string, string> {
+  const xattrs = new Map<string, string[]>();
+  const dump = spawnSync('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], { encoding: 'utf8', maxBuffer: 256 << 20 }).stdout;
+  let cur = '';
+  for (const l of dump.split('\n')) {
+    if (l.startsWith('# file: ')) cur = l.slice(8);
+    else if (l) xattrs.set(cur, [...(xattrs.get(cur) ?? []), l]);
+  }
+  const out = new Map<string, string>();
+  const walk = (rel: string): void => {
+    for (const n of readdirSync(join(root, rel)).sort()) {
+      const r = rel ? `${rel}/${n}` : n;
+      const p = join(root, r);
+      const st = lstatSync(p);
+      let what = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? `-> ${readlinkSync(p)}` : st.isFIFO() ? 'fifo' : st.isCharacterDevice() || st.isBlockDevice() ? `dev ${st.rdev}` : '';
+      if (st.isFile()) what = `file ${st.size} ${createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)}`;
+      const mode = st.isSymbolicLink() ? '' : (st.mode & 0o7777).toString(8);
+      out.set(r, `${what} ${mode} ${st.uid}:${st.gid} ${(xattrs.get(p) ?? []).sort().join(',')}`);
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  return out;
+}
+
+async function debianRoundTrip(base: string): Promise<void> {
+  const { ensureDebianLayout } = await import('./fixtures/debian.js');
+  const { applyLayer } = await import('../src/layer/apply.js');
+  const { writeLayer } = await import('../src/layer/write-layer.js');
+  const { changesFromTree } = await import('../src/layer/walk-tree.js');
+  const { openContentStore } = await import('../src/content/index.js');
+  const layout = await ensureDebianLayout({ log: (l) => console.log(l) });
+  const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8'));
+  const blob = (d: string): string => join(layout, 'blobs', 'sha256', d.slice('sha256:'.length));
+  const manifest = JSON.parse(readFileSync(blob(index.manifests[0].digest), 'utf8'));
+  const rootfs = join(base, 'kiln-rootfs');
+  mkdirSync(rootfs);
+  let t0 = performance.now();
+  let entries = 0;
+  for (const l of manifest.layers) entries += (await applyLayer(createReadStream(blob(l.digest)), rootfs, { mediaType: l.mediaType })).entries;
+  const applyMs = performance.now() - t0;
+  const store = openContentStore(join(base, 'store-debian'));
+  t0 = performance.now();
+  const ours = await writeLayer(store, { root: rootfs, changes: await changesFromTree(rootfs), compression: 'gzip' });
+  const writeMs = performance.now() - t0;
+  const norm = (file: string): string[] =>
+    spawnSync('tar', ['-tvvzf', file, '--numeric-owner', '--xattrs', '--xattrs-include=*'], { encoding: 'utf8', maxBuffer: 256 << 20 })
+      .stdout.trim()
+      .split('\n')
+      .map((l) => l.replace(/^(d\S+\s+\S+\s+)\d+/, '$1D').replace(/(\d\d:\d\d )\.\//, '$1').replace(/ link to \.\//, ' link to '))
+      .filter((l) => !/\d\d:\d\d $/.test(l) && !/ dev\/$/.test(l))
+      .sort();
+  const a = norm(blob(manifest.layers[0].digest));
+  const b = norm(store.blobPath(ours.descriptor.digest)).filter((l) => !/ dev\/$/.test(l));
+  const onlyA = a.filter((x) => !b.includes(x));
+  const onlyB = b.filter((x) => !a.includes(x));
+  const tarDiff = onlyA.length + onlyB.length;
+  const bundle = join(base, 'umoci-bundle');
+  execFileSync('umoci', ['unpack', '--image', `${layout}:latest`, bundle], { stdio: 'ignore', timeout: 600_000 });
+  const k = describeTree(rootfs);
+  const u = describeTree(join(bundle, 'rootfs'));
+  const differ = [...new Set([...k.keys(), ...u.keys()])].filter((p) => k.get(p) !== u.get(p));
+  console.log(`Debian rootfs round trip: ${entries} entries; apply ${(applyMs / 1000).toFixed(2)} s, diff+gzip ${(writeMs / 1000).toFixed(2)} s (${(ours.uncompressedSize / 1e6).toFixed(0)} MB tar)`);
+  console.log(`  tar -tvv: original layer vs kiln's re-diff: ${a.length} lines, ${tarDiff} differ${tarDiff ? ': ' + JSON.stringify([...onlyA.slice(0, 3), ...onlyB.slice(0, 3)]) : ''}`);
+  console.log(`  kiln apply vs umoci unpack: ${k.size} paths, ${differ.length} differ${differ.length ? ': ' + differ.slice(0, 5).map((p) => `${p} [${k.get(p)}] vs [${u.get(p)}]`).join('; ') : ''}`);
+  if (tarDiff > 0 || differ.length > 0) process.exitCode = 1;
+}
+
 async function main(): Promise<void> {
+  if (args.includes('--debian')) {
+    const base = mkdtempSync(join(tmpdir(), 'kiln-bench-debian-'));
+    try {
+      return await debianRoundTrip(base);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  }
   const sizeMiB = Number(flag('--size-mib', '1024'));
   const level = Number(flag('--level', '6'));
   const base = mkdtempSync(join(tmpdir(), 'kiln-bench-layer-'));

@@ -87,12 +87,33 @@ class Applier {
   readonly stats: ApplyStats = { entries: 0, bytes: 0 };
   private readonly overlay: boolean;
   private readonly isRoot = process.getuid?.() === 0;
+  private readonly euid = process.geteuid?.() ?? -1;
+  private readonly egid = process.getegid?.() ?? -1;
+  /**
+   * Directories this apply created empty, without setgid (or the root, when it
+   * started empty): a name in one that we did not create cannot exist, and new
+   * files there belong to euid:egid. Saves an lstat and a chown per entry when
+   * extracting into an empty directory (every overlay lower dir).
+   */
+  private readonly fresh = new Set<string>();
+  /** Host paths this apply created (their names may hold anything now). */
+  private readonly created = new Set<string>();
 
   constructor(
     private readonly root: string,
     private readonly options: ApplyOptions,
   ) {
     this.overlay = options.whiteoutMode === 'overlay';
+  }
+
+  async init(): Promise<void> {
+    const st = await lstat(this.root);
+    if ((st.mode & 0o2000) === 0 && (await readdir(this.root)).length === 0) this.fresh.add(this.root);
+  }
+
+  private noteCreated(parent: string, host: string, isDir: boolean): void {
+    this.created.add(host);
+    if (isDir && this.fresh.has(parent)) this.fresh.add(host);
   }
 
   private warn(message: string): void {
@@ -118,6 +139,7 @@ class Applier {
       const st = await lstatOrUndefined(host);
       if (st === undefined) {
         await mkdir(host, { mode: 0o755 });
+        this.noteCreated(posix.join(this.root, ...resolved), host, true);
         resolved.push(part);
       } else if (st.isDirectory()) {
         resolved.push(part);
@@ -195,7 +217,9 @@ class Applier {
     this.markLayerPath(rel);
     const parent = await this.ensureDir(parentRel, h.name);
     const host = posix.join(parent, base);
-    const existing = await lstatOrUndefined(host);
+    const inFresh = this.fresh.has(parent) && !this.created.has(host);
+    const existing = inFresh ? undefined : await lstatOrUndefined(host);
+    this.noteCreated(parent, host, h.type === 'dir');
     switch (h.type) {
       case 'dir':
         if (existing && !existing.isDirectory()) await this.removeExisting(host, existing);
@@ -203,7 +227,7 @@ class Applier {
         return this.directory(h, rel, host);
       case 'file':
         if (existing) await this.removeExisting(host, existing);
-        return this.file(h, rel, host, body);
+        return this.file(h, rel, host, body, inFresh);
       case 'symlink': {
         if (existing) await this.removeExisting(host, existing);
         await symlink(h.linkname, host);
@@ -237,7 +261,7 @@ class Applier {
     }
   }
 
-  private async file(h: TarHeader, rel: string, host: string, body: AsyncIterable<Buffer>): Promise<void> {
+  private async file(h: TarHeader, rel: string, host: string, body: AsyncIterable<Buffer>, inFresh: boolean): Promise<void> {
     const fd = await open(host, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     try {
       for await (const chunk of body) {
@@ -245,11 +269,11 @@ class Applier {
         while (off < chunk.length) off += (await fd.write(chunk, off, chunk.length - off)).bytesWritten;
         this.stats.bytes += chunk.length;
       }
-      await this.chownPath(host, h, fd);
+      if (!(inFresh && h.uid === this.euid && h.gid === this.egid)) await this.chownPath(host, h, fd);
       await fd.chmod(h.mode);
       await fd.utimes(h.mtime, h.mtime);
-      const st = await fd.stat();
-      this.queueXattrs(rel, host, st, h, this.ownershipXattr(h, 'file'));
+      const extra = this.ownershipXattr(h, 'file');
+      if (h.xattrs.size > 0 || extra.length > 0) this.queueXattrs(rel, host, await fd.stat(), h, extra);
     } finally {
       await fd.close();
     }
@@ -325,6 +349,7 @@ class Applier {
       const host = posix.join(parent, name);
       const existing = await lstatOrUndefined(host);
       if (existing) await this.removeExisting(host, existing);
+      this.noteCreated(parent, host, false);
       const r = await runTool('mknod', ['-m', '000', '--', host, 'c', '0', '0']);
       if (r.code !== 0) throw new KilnError('LAYER_APPLY_FAILED', `Cannot apply whiteout "${h.name}": mknod failed: ${r.stderr}`);
       return;
@@ -403,6 +428,7 @@ class Applier {
 export async function applyLayer(src: Readable, target: string, options: ApplyOptions = {}): Promise<ApplyStats> {
   const root = await realpath(target);
   const applier = new Applier(root, options);
+  await applier.init();
   const { stream } = await decompressed(src);
   let current = '';
   try {
