@@ -51,7 +51,7 @@ export class BwrapExecutor implements Executor {
         '--',
         ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix: 'PWD' in prep.env ? [`PWD=${prep.env.PWD}`] : ['-u', 'PWD'] }),
       ];
-      const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: prep.env };
+      const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: prep.env, setupErrorPrefix: 'bwrap: ' };
       if (req.display !== undefined) o.display = req.display;
       if (req.onOutput) o.onOutput = req.onOutput;
       if (opts.signal) o.signal = opts.signal;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { ProcessError } from '../errors.js';
+import { KilnError, ProcessError } from '../errors.js';
 
 const TAIL_BYTES = 16 * 1024;
 const TAIL_LINES = 10;
@@ -11,6 +11,11 @@ export interface SpawnSandboxOptions {
   env: Record<string, string>;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   signal?: AbortSignal;
+  /**
+   * Stderr line prefix the runtime uses for its own setup failures (e.g. "bwrap: "):
+   * exit code 1 with that last line is a KilnError SANDBOX_SETUP, not the step's failure.
+   */
+  setupErrorPrefix?: string;
   /** Kill the whole sandboxed tree (default: SIGKILL to the child, whose death takes the sandbox down). */
   kill?: (child: ChildProcess) => Promise<void> | void;
 }
@@ -65,6 +70,15 @@ export function spawnSandbox(file: string, args: string[], opts: SpawnSandboxOpt
       }
       const lines = tail.toString('utf8').split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l !== '');
       const shown = quoteDisplay(opts.display ?? opts.argv.join(' '));
+      const last = lines[lines.length - 1];
+      if (code === 1 && opts.setupErrorPrefix && last?.startsWith(opts.setupErrorPrefix)) {
+        reject(
+          new KilnError('SANDBOX_SETUP', `Cannot start the sandbox for ${shown}: ${last}`, {
+            hint: 'Run "kiln doctor" to check this host, or try another --isolation.',
+          }),
+        );
+        return;
+      }
       const o: ConstructorParameters<typeof ProcessError>[2] = { display: shown, stderrTail: lines.slice(-TAIL_LINES) };
       if (sig) o.signal = sig;
       reject(new ProcessError(opts.argv, code, o));

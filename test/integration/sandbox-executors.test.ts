@@ -296,7 +296,25 @@ function defineSuite(name: string, make: () => Executor): void {
 
 const canBwrap = which('bwrap') !== undefined && (await bwrapWorks()).ok;
 const isRoot = process.getuid?.() === 0;
-if (canBwrap) defineSuite('bwrap', () => new BwrapExecutor());
+if (canBwrap) {
+  defineSuite('bwrap', () => new BwrapExecutor());
+  const b = suite('sandbox executor: bwrap setup failures');
+  b('a failure of bwrap itself is SANDBOX_SETUP, not the step failing', async () => {
+    const rootfs = await makeRootfs();
+    try {
+      await run(new BwrapExecutor(), rootfs, 'true', { hostname: 'h'.repeat(100) });
+      assert.unreachable('should fail');
+    } catch (err) {
+      assert.instance(err, KilnError);
+      assert.not.instance(err, ProcessError);
+      assert.is((err as KilnError).code, 'SANDBOX_SETUP');
+      assert.match((err as Error).message, /^Cannot start the sandbox for "\/bin\/sh -c true": bwrap: /);
+    } finally {
+      await rm(rootfs, { recursive: true, force: true });
+    }
+  });
+  b.run();
+}
 if (isRoot && which('runc')) defineSuite('runc', () => new RuncExecutor());
 if (isRoot) defineSuite('chroot', () => new ChrootExecutor());
 if (!canBwrap && !isRoot) {
