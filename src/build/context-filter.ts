@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { dockerignoreMatcher } from '../dockerfile/dockerignore.js';
 import { KilnError } from '../errors.js';
@@ -13,11 +13,13 @@ const cache = new Map<string, IncludeFilter | undefined>();
  * `!` exceptions (it may hold re-included paths).
  */
 export async function contextFilter(contextDir: string, dockerfilePath: string | undefined): Promise<IncludeFilter | undefined> {
-  const id = `${contextDir}\0${dockerfilePath ?? ''}`;
-  if (cache.has(id)) return cache.get(id);
   let file: string | undefined;
   if (dockerfilePath && existsSync(`${dockerfilePath}.dockerignore`)) file = `${dockerfilePath}.dockerignore`;
   else if (existsSync(join(contextDir, '.dockerignore'))) file = join(contextDir, '.dockerignore');
+  // Keyed by the ignore file's identity, so an edited file is read again.
+  const st = file ? statSync(file) : undefined;
+  const id = `${contextDir}\0${file ?? ''}\0${st ? `${st.size}:${st.mtimeMs}:${st.ino}` : ''}`;
+  if (cache.has(id)) return cache.get(id);
   let filter: IncludeFilter | undefined;
   if (file) {
     let matcher;

@@ -86,7 +86,7 @@ export class ContextHasher {
         const childRel = rel === '.' ? n : `${rel}/${n}`;
         const child = posix.join(host, n);
         const cst = await lstat(child);
-        if (include && !include(childRel, cst.isDirectory()) && !cst.isDirectory()) continue;
+        if (include && !include(childRel, cst.isDirectory())) continue;
         await this.walk(child, childRel, cst, include, files, lines, false);
       }
       return;

@@ -49,13 +49,14 @@ export async function expandSource(req: Pick<CopyRequest, 'srcRoot' | 'include'>
   const parts = clean === '' || clean === '.' ? [] : clean.split('/');
   if (!parts.some(hasWildcard)) {
     const rel = parts.join('/');
-    if (rel !== '' && req.include && !req.include(rel, false) && !req.include(rel, true)) return [];
     const host = await resolveInRoot(req.srcRoot, rel || '.', true);
+    let isDir: boolean;
     try {
-      await lstat(host);
+      isDir = (await lstat(host)).isDirectory();
     } catch {
       return [];
     }
+    if (rel !== '' && req.include && !req.include(rel, isDir)) return [];
     return [{ rel: rel || '.', host }];
   }
   let current: Match[] = [{ rel: '', host: posix.resolve(req.srcRoot) }];
@@ -203,13 +204,16 @@ async function copyTree(req: CopyRequest, srcDir: string, destDir: string, relBa
     const rel = relBase ? `${relBase}/${n}` : n;
     const src = posix.join(srcDir, n);
     const st = await lstat(src);
-    if (req.fromContext && req.include && !req.include(rel, st.isDirectory())) {
-      if (!st.isDirectory()) continue;
-    }
+    const filtered = req.fromContext && req.include !== undefined;
+    if (filtered && !st.isDirectory() && !req.include!(rel, false)) continue;
     if (excluded(rel)) continue;
     const dest = posix.join(destDir, n);
     if (!isInside(req.destRoot, dest)) throw new Error(`refusing to write outside the rootfs: "${dest}"`);
     if (st.isDirectory()) {
+      // An excluded directory is walked only when `!` exceptions may re-include
+      // something below it, and kept only when something was.
+      if (filtered && !req.include!(rel, true)) continue;
+      const selfExcluded = filtered && !req.include!(rel, false);
       let existed = false;
       try {
         const d = await lstat(dest);
@@ -220,7 +224,7 @@ async function copyTree(req: CopyRequest, srcDir: string, destDir: string, relBa
       }
       if (!existed) await mkdir(dest);
       await copyTree(req, src, dest, rel, excluded);
-      if (req.fromContext && req.include && !req.include(rel, true) && (await readdir(dest)).length === 0 && !existed) {
+      if (selfExcluded && !existed && (await readdir(dest)).length === 0) {
         await rm(dest, { recursive: true, force: true });
         continue;
       }

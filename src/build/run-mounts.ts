@@ -8,6 +8,7 @@ import { parseMountSpec } from '../dockerfile/mount.js';
 import { KilnError } from '../errors.js';
 import type { MountSpec } from '../sandbox/types.js';
 import { resolveInRoot } from '../util/safe-path.js';
+import { copyFiles } from './copy-files.js';
 import type { MountContext } from './runtime.js';
 
 const run = promisify(execFile);
@@ -38,6 +39,18 @@ export async function runMounts(specs: string[], ctx: MountContext): Promise<{ m
         case 'bind': {
           const root = m.from !== undefined ? await ctx.rootfsOf(m.from) : ctx.contextDir;
           let source = await resolveInRoot(root, m.source ?? '.', true);
+          if (m.from === undefined && ctx.contextInclude) {
+            // The context as COPY sees it: a filtered copy (read-only or not).
+            const tmp = await mkdtemp(join(tmpdir(), 'kiln-ctxbind-'));
+            temps.push(tmp);
+            const dest = join(tmp, 'ctx');
+            await mkdir(dest);
+            await copyFiles({ srcRoot: ctx.contextDir, fromContext: true, include: ctx.contextInclude, sources: [m.source ?? '.'], dest: '/', workdir: '/', destRoot: dest });
+            const st = await stat(await resolveInRoot(ctx.contextDir, m.source ?? '.', true)).catch(() => undefined);
+            source = st?.isDirectory() ? dest : join(dest, posix.basename(m.source ?? '.'));
+            mounts.push({ type: 'bind', source, target: target!, readonly: m.readOnly });
+            break;
+          }
           try {
             await lstat(source);
           } catch {

@@ -19,6 +19,8 @@ export interface ResolvedImage {
 /** What a RUN --mount resolves against. */
 export interface MountContext {
   contextDir: string;
+  /** The .dockerignore filter: a context bind sees the same filtered files as COPY. */
+  contextInclude?: import('./copy-files.js').IncludeFilter;
   /** Host rootfs of a stage or image named by from= (materialised on demand, read-only view). */
   rootfsOf(from: string): Promise<string>;
   cacheRoot: string;

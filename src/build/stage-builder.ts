@@ -482,8 +482,10 @@ export class StageBuilder {
     await this.layerStep(ins, idx, history, parts, async (rootfs, onOutput) => {
       const rt = this.shared.runtime;
       const user = await rt.resolveUser(rootfs, cfg.User || 'root');
+      const contextInclude = await contextFilter(this.shared.opts.contextDir, this.dockerfilePath());
       const mounts = await rt.runMounts(ins.mounts, {
         contextDir: this.shared.opts.contextDir,
+        ...(contextInclude ? { contextInclude } : {}),
         rootfsOf: (from) => this.rootfsOf(from, ins),
         cacheRoot: posix.join(this.shared.cache.dir, 'mounts'),
         secrets: this.shared.secrets,

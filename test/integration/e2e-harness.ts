@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import * as assert from 'uvu/assert';
@@ -89,7 +89,7 @@ export interface CaseSpec {
   buildArgs?: Record<string, string>;
   target?: string;
   opts?: Partial<BuildOptions>;
-  /** Dockerfile name in the context (default "Dockerfile"). */
+  /** Dockerfile name in the context (default "Dockerfile"), or an absolute path. */
   file?: string;
 }
 
@@ -108,7 +108,7 @@ export interface CaseResult {
 async function prepare(env: E2EEnv, spec: CaseSpec): Promise<{ dir: string; file: string }> {
   const dir = spec.contextDir ?? join(env.work, `ctx-${++env.n}`);
   if (!spec.contextDir) await writeContext(dir, spec.ctx ?? {});
-  const file = join(dir, spec.file ?? 'Dockerfile');
+  const file = spec.file && isAbsolute(spec.file) ? spec.file : join(dir, spec.file ?? 'Dockerfile');
   await writeFile(file, withBusybox(env, spec.dockerfile));
   return { dir, file };
 }
