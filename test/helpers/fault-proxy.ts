@@ -12,6 +12,7 @@
  *   reset      forward, send the headers and half the body, then destroy the socket
  *   truncate   forward, send half the body without Content-Length (chunked), end cleanly
  *   corrupt    forward, flip one byte in the middle of the body (length unchanged)
+ *   ignore-range  forward without the Range header (the registry answers 200 with the whole blob)
  *   redirect   answer 307 to http://PROXY/_storage/<path>?X-Signature=… (like blob storage with
  *              signed URLs); /_storage/ requests are forwarded to the upstream path with
  *              `storageAuthorization` (if given) instead of the client's Authorization
@@ -20,7 +21,7 @@
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type FaultKind = 'status' | 'reset' | 'truncate' | 'corrupt' | 'redirect';
+export type FaultKind = 'status' | 'reset' | 'truncate' | 'corrupt' | 'redirect' | 'ignore-range';
 
 export interface Fault {
   match: (method: string, path: string) => boolean;
@@ -71,6 +72,7 @@ export async function startFaultProxy(upstreamUrl: string, opts: { storageAuthor
       return;
     }
     const headers = { ...req.headers, host: upstream.host };
+    if (f?.fault === 'ignore-range') delete headers.range;
     let upPath = path;
     if (path.startsWith('/_storage/')) {
       upPath = path.slice('/_storage'.length).replace(/[?&]X-Signature=[^&]*$/, '');
@@ -82,7 +84,7 @@ export async function startFaultProxy(upstreamUrl: string, opts: { storageAuthor
       if (typeof outHeaders.location === 'string') outHeaders.location = outHeaders.location.replace(upstream.origin, `http://${self}`);
       entry.status = ur.statusCode ?? 0;
       const hasBody = method !== 'HEAD' && Number(ur.headers['content-length'] ?? 1) > 0;
-      if (!f || !hasBody) {
+      if (!f || !hasBody || f.fault === 'ignore-range') {
         res.writeHead(ur.statusCode ?? 502, outHeaders);
         ur.pipe(res);
         return;

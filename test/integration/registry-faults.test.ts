@@ -77,6 +77,15 @@ t('connection reset mid-blob: resumed with a Range request', async (ctx) => {
   assert.ok(ctx.debug.some((l) => l.includes('connection dropped after')));
 });
 
+t('a resume the server answers with the whole blob (Range ignored): the bytes already kept are skipped', async (ctx) => {
+  ctx.proxy.addFault({ match: (m, p) => m === 'GET' && p.endsWith(layerPath(ctx)), fault: 'reset' });
+  ctx.proxy.addFault({ match: (m, p) => m === 'GET' && p.endsWith(layerPath(ctx)), fault: 'ignore-range' });
+  await pullAndCheck(ctx);
+  const gets = ctx.proxy.log.filter((e) => e.path.endsWith(layerPath(ctx)));
+  assert.equal(gets.map((g) => [g.fault, g.status]), [['reset', 200], ['ignore-range', 200]]);
+  assert.match(gets[1]!.range ?? '', /^bytes=[1-9]\d*-$/);
+});
+
 t('truncated body (clean early end): resumed with a Range request', async (ctx) => {
   ctx.proxy.addFault({ match: (m, p) => m === 'GET' && p.endsWith(layerPath(ctx)), fault: 'truncate' });
   await pullAndCheck(ctx);
