@@ -187,7 +187,8 @@ export class SnapshotStore {
   }
 
   withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    return withFileLock(join(this.dir, '.locks', `${snapshotDirName(name)}.lock`), fn, { timeoutMs: 30 * 60_000 });
+    // A live owner may hold it for a long extraction; dead owners are detected by pid.
+    return withFileLock(join(this.dir, '.locks', `${snapshotDirName(name)}.lock`), fn, { timeoutMs: 60 * 60_000, staleMs: 24 * 3600_000 });
   }
 
   /**
@@ -212,7 +213,17 @@ export class SnapshotStore {
           created: new Date().toISOString(),
         };
         await writeFile(join(tmp, 'meta.json'), JSON.stringify(meta));
-        await rename(tmp, this.committedDir(id));
+        try {
+          await rename(tmp, this.committedDir(id));
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          // Someone published it meanwhile (a lock broken as stale): theirs stands.
+          if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await this.readCommitted(id))) {
+            await rm(tmp, { recursive: true, force: true });
+            return false;
+          }
+          throw err;
+        }
         return true;
       } catch (err) {
         await rm(tmp, { recursive: true, force: true });

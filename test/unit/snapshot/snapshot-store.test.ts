@@ -81,4 +81,29 @@ test('publish: parent must exist, meta records the chain depth, loser of a race 
   }
 });
 
+test('publish: when another writer got there first despite the lock, its snapshot stands', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kiln-store-'));
+  try {
+    const store = new SnapshotStore(dir, 'copy');
+    await store.init(async () => undefined);
+    const other = new SnapshotStore(dir, 'copy');
+    const won = await store.publish('x', undefined, async (tmp) => {
+      await mkdir(join(tmp, 'fs'));
+      // a second writer that broke our lock (as if stale) publishes while we build
+      await rm(join(dir, '.locks', 'x.lock'));
+      assert.ok(
+        await other.publish('x', undefined, async (t2) => {
+          await mkdir(join(t2, 'fs'));
+          await writeFile(join(t2, 'fs', 'who'), 'other');
+        }),
+      );
+    });
+    assert.is(won, false);
+    assert.equal(await readdir(join(dir, 'x', 'fs')), ['who']);
+    assert.equal(await readdir(join(dir, '.tmp')), []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
