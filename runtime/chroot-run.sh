@@ -3,10 +3,10 @@
 # mount (and, where the host allows, pid/ipc/uts/net) namespace created by
 # unshare(1); sets up the rootfs the way bwrap would, then chroots into it.
 #
-# usage: chroot-run.sh ROOT HOSTNAME CWD [KIND SRC DEST]... -- ENVFIX... -- ARGV...
+# usage: chroot-run.sh ROOT HOSTNAME CWD [KIND SRC DEST]... -- ARGV...
 #   KIND: ro | rw (bind SRC on DEST) | tmpfs (SRC = size in bytes or "-")
 #   DEST paths are absolute inside ROOT and already resolved (no symlinks).
-#   ENVFIX: arguments for env(1) that restore PWD/OLDPWD as the caller wants.
+#   ARGV runs chrooted in CWD; it undoes the PWD/OLDPWD this shell exports.
 # Variables are prefixed so that they cannot clobber the step's environment.
 set -eu
 _kiln_path=/usr/sbin:/usr/bin:/sbin:/bin
@@ -61,12 +61,7 @@ while [ "$1" != "--" ]; do
   esac
 done
 shift
-_kiln_fix=
-while [ "$1" != "--" ]; do _kiln_fix="$_kiln_fix $1"; shift; done
-shift
 _kiln_unshare=$(PATH=$_kiln_path command -v unshare)
-_kiln_env=$(PATH=$_kiln_path command -v env)
 _kiln_r=$_kiln_root _kiln_w=$_kiln_cwd
 unset _kiln_root _kiln_host _kiln_cwd _kiln_kind _kiln_src _kiln_dest _kiln_d _kiln_path
-# shellcheck disable=SC2086
-exec "$_kiln_env" $_kiln_fix "$_kiln_unshare" --root="$_kiln_r" --wd="$_kiln_w" "$@"
+exec "$_kiln_unshare" --root="$_kiln_r" --wd="$_kiln_w" "$@"

@@ -49,7 +49,7 @@ export class BwrapExecutor implements Executor {
         ...[...prep.mounts, ...helperMounts(helper)].flatMap(mountArgs),
         '--chdir', prep.cwd,
         '--',
-        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix: 'PWD' in prep.env ? [`PWD=${prep.env.PWD}`] : ['-u', 'PWD'] }),
+        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix: 'PWD' in prep.env ? [`PWD=${prep.env.PWD}`] : ['-u', 'PWD'] }), // bwrap sets PWD
       ];
       const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: prep.env, setupErrorPrefix: 'bwrap: ' };
       if (req.display !== undefined) o.display = req.display;

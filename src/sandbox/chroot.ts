@@ -77,8 +77,9 @@ export class ChrootExecutor implements Executor {
     const prep = await prepareRun(req);
     try {
       const mountArgs = [...prep.mounts, ...helperMounts(helper)].flatMap(scriptMount);
-      const fix: string[] = [];
-      for (const k of ['PWD', 'OLDPWD']) fix.push(k in prep.env ? `${k}=${prep.env[k]}` : `-u${k}`);
+      // The setup shell exports PWD and OLDPWD: env(1) in the sandbox restores them (options before assignments).
+      const keys = ['PWD', 'OLDPWD'];
+      const envFix = [...keys.filter((k) => !(k in prep.env)).flatMap((k) => ['-u', k]), ...keys.filter((k) => k in prep.env).map((k) => `${k}=${prep.env[k]}`)];
       const args = [
         ...ns,
         ...(req.network === 'none' ? ['--net'] : []),
@@ -86,8 +87,8 @@ export class ChrootExecutor implements Executor {
         '/bin/sh', runtimeDir() + 'chroot-run.sh',
         prep.rootfs, prep.hostname, prep.cwd,
         ...mountArgs,
-        '--', ...fix, '--',
-        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed() }),
+        '--',
+        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix }),
       ];
       const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: prep.env };
       if (req.display !== undefined) o.display = req.display;

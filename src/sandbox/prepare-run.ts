@@ -5,6 +5,7 @@ import { join, posix, relative } from 'node:path';
 import { KilnError } from '../errors.js';
 import { isInside, resolveInRoot } from '../util/safe-path.js';
 import { hostsFile, resolvConfFile } from './runtime-files.js';
+import { homeOf } from './user.js';
 import type { MountSpec, RunRequest } from './types.js';
 
 /** A mount with its target resolved inside the rootfs (absolute, symlink-free sandbox path). */
@@ -98,7 +99,10 @@ export async function prepareRun(req: RunRequest, extraDirs: string[] = ['/proc'
     mounts.sort((a, b) => depth(a.dest) - depth(b.dest));
 
     const cwd = await prepareCwd(rootfs, req.cwd);
-    return { rootfs, mounts, cwd, env: envObject(req.env), hostname, tempDir, cleanup };
+    const env = envObject(req.env);
+    // As runc (and so docker build): HOME from /etc/passwd when the step has none.
+    if (!('HOME' in env)) env.HOME = await homeOf(rootfs, req.user.uid);
+    return { rootfs, mounts, cwd, env, hostname, tempDir, cleanup };
   } catch (err) {
     await cleanup();
     throw err;

@@ -27,7 +27,11 @@ export interface RunUser {
 export interface RunRequest {
   rootfs: string;
   args: string[];
-  /** The whole environment ("KEY=value"); nothing comes from the host. */
+  /**
+   * The whole environment ("KEY=value"); nothing comes from the host. As with
+   * runc/docker, HOME is added from the rootfs's /etc/passwd ("/" if absent)
+   * when not set.
+   */
   env: string[];
   /** Created (root-owned, 0755) when missing; refused when it resolves outside the rootfs. */
   cwd: string;

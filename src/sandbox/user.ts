@@ -84,6 +84,7 @@ interface PasswdEntry {
   name: string;
   uid: number;
   gid: number;
+  home?: string;
 }
 interface GroupEntry {
   name: string;
@@ -97,7 +98,9 @@ export function parsePasswd(text: string): PasswdEntry[] {
     if (line.trim() === '' || line.startsWith('#')) continue;
     const f = line.split(':');
     if (f.length < 4 || !isId(f[2]!) || !isId(f[3]!)) continue;
-    out.push({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]) });
+    const e: PasswdEntry = { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]) };
+    if (f[5]) e.home = f[5];
+    out.push(e);
   }
   return out;
 }
@@ -138,4 +141,10 @@ export async function readRootfsFile(rootfs: string, path: string): Promise<stri
   } finally {
     await fh.close();
   }
+}
+
+/** The home directory of `uid` in the rootfs's /etc/passwd, "/" when it has none (as runc). */
+export async function homeOf(rootfs: string, uid: number): Promise<string> {
+  const entry = parsePasswd(await readRootfsFile(rootfs, '/etc/passwd')).find((p) => p.uid === uid);
+  return entry?.home?.startsWith('/') ? entry.home : '/';
 }

@@ -108,13 +108,13 @@ function defineSuite(name: string, make: () => Executor): void {
     }
   });
 
-  t('the environment is exactly req.env', async () => {
+  t('the environment is req.env, plus HOME from /etc/passwd when missing (as runc and docker)', async () => {
     const r = await run(ex, rootfs, '', { args: ['/bin/env'], env: ['PATH=/bin', 'FOO=bar baz', 'EMPTY='] });
-    const lines = r.stdout.trim().split('\n').sort();
-    const expected = ['EMPTY=', 'FOO=bar baz', 'PATH=/bin'];
-    // runc, like docker, adds HOME when the step has none.
-    assert.equal(lines.filter((l) => !(name === 'runc' && l === 'HOME=/root')), expected);
-    assert.not.ok(process.env.HOME && r.stdout.includes(process.env.HOME) && process.env.HOME !== '/root');
+    assert.equal(r.stdout.trim().split('\n').sort(), ['EMPTY=', 'FOO=bar baz', 'HOME=/root', 'PATH=/bin']);
+    const r2 = await run(ex, rootfs, '', { args: ['/bin/env'], env: ['HOME=/h', 'PWD=/set with space*'], user: { uid: 65534, gid: 65534, additionalGids: [] } });
+    assert.equal(r2.stdout.trim().split('\n').sort(), ['HOME=/h', 'PWD=/set with space*']);
+    const r3 = await run(ex, rootfs, '', { args: ['/bin/env'], env: [], user: { uid: 4242, gid: 0, additionalGids: [] } });
+    assert.equal(r3.stdout.trim().split('\n'), ['HOME=/']);
   });
 
   t('cwd is created when missing and kept in the rootfs', async () => {
