@@ -3,7 +3,10 @@ import { createReadStream } from 'node:fs';
 import { lstat, readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { atomicWrite } from './cache-store.js';
+import { Semaphore } from './semaphore.js';
 import { type IncludeFilter, expandSource } from './copy-files.js';
+
+const hashOps = new Semaphore(32);
 
 interface IndexEntry {
   /** size:mtimeMs:ctimeMs:ino */
@@ -82,13 +85,20 @@ export class ContextHasher {
     const mode = (st.mode & 0o7777).toString(8);
     if (st.isDirectory()) {
       lines.push(`d ${rel} ${mode}`);
-      for (const n of (await readdir(host)).sort()) {
-        const childRel = rel === '.' ? n : `${rel}/${n}`;
-        const child = posix.join(host, n);
-        const cst = await lstat(child);
-        if (include && !include(childRel, cst.isDirectory())) continue;
-        await this.walk(child, childRel, cst, include, files, lines, false);
-      }
+      const names = (await readdir(host)).sort();
+      // Children are hashed concurrently, their lines kept in name order.
+      const parts = await Promise.all(
+        names.map(async (n) => {
+          const childRel = rel === '.' ? n : `${rel}/${n}`;
+          const child = posix.join(host, n);
+          const cst = await lstat(child);
+          if (include && !include(childRel, cst.isDirectory())) return [];
+          const sub: string[] = [];
+          await this.walk(child, childRel, cst, include, files, sub, false);
+          return sub;
+        }),
+      );
+      for (const p of parts) lines.push(...p);
       return;
     }
     if (st.isSymbolicLink() && !top) {
@@ -98,7 +108,7 @@ export class ContextHasher {
       return;
     }
     if (st.isFile()) {
-      const d = await this.fileDigest(host, st);
+      const d = await hashOps.run(() => this.fileDigest(host, st));
       files[rel] = d;
       lines.push(`f ${rel} ${mode} ${d}`);
       return;

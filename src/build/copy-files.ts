@@ -4,6 +4,7 @@ import { NotFoundError } from '../errors.js';
 import { isInside, resolveInRoot } from '../util/safe-path.js';
 import { type ModeSpec, applyModeSpec } from './chmod-spec.js';
 import { hasWildcard, matchComponent, matchPath } from './glob.js';
+import { Semaphore } from './semaphore.js';
 
 /** Decides which context paths exist for COPY (after .dockerignore). "/"-separated, relative. */
 export type IncludeFilter = (rel: string, isDir: boolean) => boolean;
@@ -198,21 +199,28 @@ async function ensureDir(req: CopyRequest, hostDir: string): Promise<void> {
   }
 }
 
+/** At most 32 file copies in flight: a tree of small files is bound by fs round trips, not bytes. */
+const fileOps = new Semaphore(32);
+
 async function copyTree(req: CopyRequest, srcDir: string, destDir: string, relBase: string, excluded: (rel: string) => boolean): Promise<void> {
   const names = (await readdir(srcDir)).sort();
-  for (const n of names) {
+  await Promise.all(names.map((n) => copyTreeEntry(req, srcDir, destDir, relBase, excluded, n)));
+}
+
+async function copyTreeEntry(req: CopyRequest, srcDir: string, destDir: string, relBase: string, excluded: (rel: string) => boolean, n: string): Promise<void> {
+  {
     const rel = relBase ? `${relBase}/${n}` : n;
     const src = posix.join(srcDir, n);
     const st = await lstat(src);
     const filtered = req.fromContext && req.include !== undefined;
-    if (filtered && !st.isDirectory() && !req.include!(rel, false)) continue;
-    if (excluded(rel)) continue;
+    if (filtered && !st.isDirectory() && !req.include!(rel, false)) return;
+    if (excluded(rel)) return;
     const dest = posix.join(destDir, n);
     if (!isInside(req.destRoot, dest)) throw new Error(`refusing to write outside the rootfs: "${dest}"`);
     if (st.isDirectory()) {
       // An excluded directory is walked only when `!` exceptions may re-include
       // something below it, and kept only when something was.
-      if (filtered && !req.include!(rel, true)) continue;
+      if (filtered && !req.include!(rel, true)) return;
       const selfExcluded = filtered && !req.include!(rel, false);
       let existed = false;
       try {
@@ -226,12 +234,12 @@ async function copyTree(req: CopyRequest, srcDir: string, destDir: string, relBa
       await copyTree(req, src, dest, rel, excluded);
       if (selfExcluded && !existed && (await readdir(dest)).length === 0) {
         await rm(dest, { recursive: true, force: true });
-        continue;
+        return;
       }
       await applyMeta(req, dest, st, false);
-      continue;
+      return;
     }
-    await copyEntry(req, src, dest, st, false);
+    await fileOps.run(() => copyEntry(req, src, dest, st, false));
   }
 }
 

@@ -90,7 +90,7 @@ export async function runBuild(def: DockerfileDef, runtime: BuildRuntime, opts: 
   }
 
   const kilnRoot = runtime.store.root;
-  const cache = new CacheStore(opts.kilnRoot ?? kilnRoot);
+  const cache = opts.cacheStore ?? new CacheStore(opts.kilnRoot ?? kilnRoot);
   const hasher = new ContextHasher(cache.dir, opts.contextDir);
   const traceId = createHash('sha256')
     .update(`${'path' in opts.dockerfile ? opts.dockerfile.path : opts.contextDir + '#stdin'}\0${targetStage.name ?? targetIndex}`)

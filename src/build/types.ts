@@ -49,6 +49,8 @@ export interface EngineOptions {
   insecureRegistries?: string[];
   kilnRoot?: string;
   store?: ContentStore;
+  /** Instruction cache to use instead of $KILN_ROOT/cache alone (--cache-from adds imported records). */
+  cacheStore?: import('./cache-store.js').CacheStore;
   onEvent?: (e: BuildEvent) => void;
   signal?: AbortSignal;
 }
