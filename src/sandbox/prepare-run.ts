@@ -48,7 +48,10 @@ export async function prepareRun(req: RunRequest, extraDirs: string[] = ['/proc'
 
   const placeholders: Placeholder[] = [];
   const touchedDirs = new Map<string, { atime: Date; mtime: Date }>();
-  const tempDir = await mkdtemp(join(privateTmpBase(), `kiln-run-${process.pid}-`));
+  const base = privateTmpBase();
+  swept ??= sweepStaleRunDirs(base);
+  await swept;
+  const tempDir = await mkdtemp(join(base, `kiln-run-${process.pid}-`));
   await chmod(tempDir, 0o700);
   let cleaned = false;
   const cleanup = async () => {
@@ -127,6 +130,35 @@ export function envObject(env: string[]): Record<string, string> {
     else out[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   return out;
+}
+
+let swept: Promise<void> | undefined;
+
+/**
+ * Remove run directories (file mounts, secrets) of kiln processes that died
+ * without cleaning up (SIGKILL, crash), so a secret does not stay on tmpfs.
+ * Only directories of this user whose pid is gone are removed.
+ */
+async function sweepStaleRunDirs(base: string): Promise<void> {
+  let names: string[] = [];
+  try {
+    names = await readdir(base);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^kiln-run-(\d+)-/.exec(n);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    const p = join(base, n);
+    const st = await lstat(p).catch(() => undefined);
+    if (st?.isDirectory() && st.uid === process.getuid?.()) await rm(p, { recursive: true, force: true }).catch(() => undefined);
+  }
 }
 
 function privateTmpBase(): string {

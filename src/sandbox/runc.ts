@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { HostError } from '../errors.js';
 import { prepareRun, type PreparedMount, type PreparedRun } from './prepare-run.js';
 import { readRuntimeFile } from './runtime-files.js';
+import { helperMounts, pdeathsigArgv, setprivHelper, type Helper } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
 import { which } from './which.js';
@@ -35,6 +36,7 @@ export class RuncExecutor implements Executor {
   }
 
   async run(req: RunRequest, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const helper = await setprivHelper();
     const prep = await prepareRun(req);
     const id = `kiln-${process.pid}-${randomBytes(6).toString('hex')}`;
     const bundle = join(prep.tempDir, 'bundle');
@@ -43,7 +45,7 @@ export class RuncExecutor implements Executor {
     try {
       await mkdir(bundle, { mode: 0o700 });
       await mkdir(state, { mode: 0o700 });
-      await writeFile(join(bundle, 'config.json'), JSON.stringify(buildSpec(req, prep)));
+      await writeFile(join(bundle, 'config.json'), JSON.stringify(buildSpec(req, prep, helper)));
       const o: Parameters<typeof spawnSandbox>[2] = {
         argv: req.args,
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
@@ -70,8 +72,12 @@ interface OciMount {
   options: string[];
 }
 
-/** The OCI runtime spec for one run (the process env is exactly req.env). */
-export function buildSpec(req: RunRequest, prep: PreparedRun): Record<string, unknown> {
+/**
+ * The OCI runtime spec for one run (the process env is prep.env). With a
+ * helper, the process runs under setpriv --pdeathsig KILL, so that the step
+ * dies with `runc run` (itself killed if kiln dies).
+ */
+export function buildSpec(req: RunRequest, prep: PreparedRun, helper?: Helper): Record<string, unknown> {
   const spec = JSON.parse(readRuntimeFile('runc-spec.json')) as {
     process: Record<string, unknown>;
     root: { path: string; readonly: boolean };
@@ -79,13 +85,13 @@ export function buildSpec(req: RunRequest, prep: PreparedRun): Record<string, un
     mounts: OciMount[];
     linux: { namespaces: { type: string }[] };
   };
-  spec.process.args = req.args;
+  spec.process.args = helper ? pdeathsigArgv(helper, req.args) : req.args;
   spec.process.env = Object.entries(prep.env).map(([k, v]) => `${k}=${v}`);
   spec.process.cwd = prep.cwd;
   spec.process.user = { uid: req.user.uid, gid: req.user.gid, ...(req.user.additionalGids.length ? { additionalGids: req.user.additionalGids } : {}) };
   spec.root.path = prep.rootfs;
   spec.hostname = prep.hostname;
-  spec.mounts.push(...prep.mounts.map(ociMount));
+  spec.mounts.push(...[...prep.mounts, ...(helper ? helperMounts(helper) : [])].map(ociMount));
   if (req.network === 'none') spec.linux.namespaces.push({ type: 'network' });
   return spec;
 }

@@ -24,7 +24,7 @@ export const DEFAULT_CAPS = [
   'setfcap', 'setpcap', 'net_bind_service', 'sys_chroot', 'kill', 'audit_write',
 ];
 
-interface Helper {
+export interface Helper {
   files: { source: string; name: string }[];
   /** Loader file name, or undefined when setpriv is static. */
   loader?: string;
@@ -139,4 +139,10 @@ export function helperArgv(h: Helper, user: RunUser, args: string[], opts: { can
     '--',
     ...args,
   ];
+}
+
+/** argv that runs `args` with a parent-death SIGKILL (runc: the user is already set by runc). */
+export function pdeathsigArgv(h: Helper, args: string[]): string[] {
+  const pre = h.loader ? [`${HELPER_DIR}/${h.loader}`, '--library-path', HELPER_DIR, `${HELPER_DIR}/setpriv`] : [`${HELPER_DIR}/setpriv`];
+  return [...pre, '--pdeathsig', 'KILL', '--', ...args];
 }

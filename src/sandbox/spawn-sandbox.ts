@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { KilnError, ProcessError } from '../errors.js';
+import { findSetpriv } from './setpriv-helper.js';
 
 const TAIL_BYTES = 16 * 1024;
 const TAIL_LINES = 10;
@@ -21,8 +22,8 @@ export interface SpawnSandboxOptions {
 }
 
 /**
- * Spawn a sandbox runtime (bwrap, runc, unshare …) with a new session and no
- * fds beyond stdio, stream its output, and settle when it exits:
+ * Spawn a sandbox runtime (bwrap, runc, unshare …) with a new session, no
+ * fds beyond stdio and a parent-death signal, stream its output, and settle when it exits:
  * ProcessError (BuildKit wording, last stderr lines) on non-zero exit,
  * signal.reason after an abort.
  */
@@ -32,7 +33,10 @@ export function spawnSandbox(file: string, args: string[], opts: SpawnSandboxOpt
       reject(opts.signal.reason);
       return;
     }
-    const child = spawn(file, args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // The runtime gets SIGKILL if kiln dies without aborting (kill -9, crash), and takes the step down with it.
+    const setpriv = findSetpriv();
+    const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', file, ...args]] : [file, args];
+    const child = spawn(cmd, argv, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let tail = Buffer.alloc(0);
     let aborted = false;
     child.stdout!.on('data', (c: Buffer) => opts.onOutput?.('stdout', c));

@@ -3,7 +3,7 @@
  * runc (as root) and chroot. Each test runs a real process over a busybox
  * rootfs (test/helpers/rootfs.ts).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { bwrapWorks } from '../../src/sandbox/host-profile.js';
 import { RuncExecutor } from '../../src/sandbox/runc.js';
 import type { Executor, MountSpec, RunRequest } from '../../src/sandbox/types.js';
 import { which } from '../../src/sandbox/which.js';
+import { repoRoot } from '../helpers/repo.js';
 import { makeRootfs } from '../helpers/rootfs.js';
 
 const ROOT = { uid: 0, gid: 0, additionalGids: [] };
@@ -289,6 +290,50 @@ function defineSuite(name: string, make: () => Executor): void {
     assert.not.ok(existsSync(join(rootfs, 'proc')));
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
     assert.not.ok(mounts.includes(rootfs), 'mount left behind');
+  });
+
+  t('if kiln itself is killed (SIGKILL), the step dies with it', async () => {
+    const marker = `8${Math.floor(Math.random() * 1e6)}.5`;
+    const script = join(rootfs, '..', `kiln-kill-${process.pid}-${name}.mjs`);
+    const mod = join(repoRoot, 'dist/src/sandbox', `${name}.js`);
+    const cls = { bwrap: 'BwrapExecutor', runc: 'RuncExecutor', chroot: 'ChrootExecutor' }[name as 'bwrap'];
+    await writeFile(
+      script,
+      `import { ${cls} } from ${JSON.stringify(mod)};\n` +
+        `await new ${cls}().run({ rootfs: ${JSON.stringify(rootfs)}, args: ['/bin/sh', '-c', 'sleep ${marker} & sleep ${marker} & echo started; wait'], env: ['PATH=/bin'], cwd: '/', ` +
+        `user: { uid: 0, gid: 0, additionalGids: [] }, network: 'host', mounts: [], onOutput: (_s, c) => process.stdout.write(c) }, {});\n`,
+    );
+    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('step did not start')), 20_000);
+        child.stdout!.on('data', (c: Buffer) => {
+          if (c.toString().includes('started')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.on('exit', () => reject(new Error('runner exited early')));
+      });
+      assert.ok(processesWith(marker).length >= 2);
+      child.kill('SIGKILL');
+      for (let i = 0; i < 100 && processesWith(marker).length; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(processesWith(marker), [], 'the step outlived kiln');
+    } finally {
+      child.kill('SIGKILL');
+      await rm(script, { force: true });
+      // kiln could not clean up: do it for the next tests (the next kiln sweeps /dev/shm itself).
+      for (const p of ['etc/hosts', 'etc/resolv.conf', 'proc', 'dev']) await rm(join(rootfs, p), { recursive: true, force: true });
+      for (const d of ['/dev/shm', tmpdir()]) {
+        for (const n of existsSync(d) ? readdirSync(d).filter((x) => x.startsWith(`kiln-run-${child.pid}-`)) : []) await rm(join(d, n), { recursive: true, force: true });
+      }
+      if (name === 'runc') {
+        for (const ctl of readdirSync('/sys/fs/cgroup')) {
+          const dir = join('/sys/fs/cgroup', ctl);
+          for (const n of existsSync(dir) ? readdirSync(dir).filter((x) => x.startsWith(`kiln-${child.pid}-`)) : []) await rm(join(dir, n), { recursive: false }).catch(() => spawnSync('rmdir', [join(dir, n)]));
+        }
+      }
+    }
   });
 
   t.run();
