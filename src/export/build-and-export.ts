@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { buildImage } from '../build/build.js';
+import { type BuildCache, finishBuildCache, prepareBuildCache } from '../build/cache-export.js';
 import type { BuildEvent, SecretSpec } from '../build/types.js';
 import { UsageError } from '../errors.js';
 import { exportImage } from './export-image.js';
@@ -43,6 +44,10 @@ export interface BuildOptions {
   outputs?: Array<string | OutputSpec>;
   push?: boolean;
   explain?: boolean;
+  /** --cache-from values: REF, type=registry,ref=REF, type=local,src=DIR. */
+  cacheFrom?: string[];
+  /** --cache-to values: type=registry,ref=REF[,mode=…], type=local,dest=DIR, type=inline. */
+  cacheTo?: string[];
   insecureRegistries?: string[];
   kilnRoot?: string;
   onEvent?: (e: BuildEvent) => void;
@@ -82,6 +87,17 @@ export function parseCompressionFlag(v: string): { compression: 'gzip' | 'zstd' 
 
 /** Build a Dockerfile and write the image to its outputs (default: tag it in the local store). */
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
+  const specs = (opts.outputs ?? []).map((o) => (typeof o === 'string' ? parseOutputSpec(o) : o));
+  const push = opts.push === true || specs.some((o) => o.type === 'image' && o.push);
+  const cache = await prepareBuildCache({ ...opts, push });
+  try {
+    return await buildWithCache(opts, cache);
+  } finally {
+    await cache.close();
+  }
+}
+
+async function buildWithCache(opts: BuildOptions, cache: BuildCache): Promise<BuildResult> {
   const contextDir = resolve(opts.context ?? '.');
   const dockerfile = opts.dockerfileText !== undefined ? { text: opts.dockerfileText, name: 'Dockerfile' } : { path: resolve(contextDir, opts.file ?? 'Dockerfile') };
   if (opts.ssh?.length) throw new UsageError('--ssh is not supported by kiln yet', { hint: 'Use --secret for keys.' });
@@ -108,7 +124,10 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     ...(opts.kilnRoot ? { kilnRoot: opts.kilnRoot } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
+    store: cache.store,
+    cacheStore: cache.cacheStore,
   });
+  Object.assign(engine, await finishBuildCache(cache, engine));
   const image = { manifest: engine.manifest, config: engine.config, layers: engine.layers };
   const exported = await exportImage({
     store: engine.store,
@@ -121,6 +140,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
     onInfo: (m) => opts.onEvent?.({ type: 'info', message: m, time: Date.now() }),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
+  await cache.exportCache(engine.layers);
   const metadata: Record<string, unknown> = {
     'containerimage.digest': engine.manifest.digest,
     'containerimage.config.digest': engine.config.digest,

@@ -79,6 +79,8 @@ export const buildCommand: Command = {
     { name: 'annotation', type: 'string[]', value: 'K=V', description: 'Set a manifest annotation' },
     { name: 'no-cache', type: 'boolean', description: 'Do not use the build cache' },
     { name: 'no-cache-filter', type: 'string[]', value: 'STAGE', description: 'Do not use the cache for these stages' },
+    { name: 'cache-from', type: 'string[]', value: 'SPEC', description: 'Import build cache: REF, type=registry,ref=REF or type=local,src=DIR' },
+    { name: 'cache-to', type: 'string[]', value: 'SPEC', description: 'Export build cache: type=registry,ref=REF[,mode=min|max], type=local,dest=DIR, type=inline' },
     { name: 'pull', type: 'boolean', description: 'Re-resolve base images from their registry' },
     { name: 'output', short: 'o', type: 'string[]', value: 'SPEC', description: 'Output destination (see below)' },
     { name: 'push', type: 'boolean', description: 'Push the image to its -t names' },
@@ -125,6 +127,8 @@ export const buildCommand: Command = {
     opts.noCache = flagBool(args, 'no-cache');
     opts.noCacheFilter = flagList(args, 'no-cache-filter').flatMap((s) => s.split(',')).filter(Boolean);
     opts.pull = flagBool(args, 'pull');
+    opts.cacheFrom = flagList(args, 'cache-from');
+    opts.cacheTo = flagList(args, 'cache-to');
     const outputs = flagList(args, 'output');
     opts.outputs = outputs;
     opts.push = flagBool(args, 'push');
