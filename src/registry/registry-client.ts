@@ -389,6 +389,17 @@ export class RegistryClient {
     return new URL(loc, this.baseUrl(ep) + '/').toString();
   }
 
+  /** GET an upload session's status: the next byte offset it expects and its current Location. */
+  async uploadStatus(ep: Endpoint, location: string, what: string, signal?: AbortSignal): Promise<{ offset: number; location: string }> {
+    const res = await this.send(ep, {
+      method: 'GET', path: location, scopes: [repositoryScope(ep.repository, ['pull', 'push'])], expect: [204], action: `${what} (upload status)`, signal, repository: ep.repository,
+    });
+    await res.body.dump();
+    const m = /^(?:bytes=)?0-(\d+)$/.exec(header(res.headers, 'range') ?? '');
+    const offset = m ? Number(m[1]) + 1 : 0;
+    return { offset, location: header(res.headers, 'location') ? this.location(ep, res, 'GET') : location };
+  }
+
   /** Open an upload session: the URL to PATCH/PUT to. */
   async startUpload(ep: Endpoint, signal?: AbortSignal): Promise<string> {
     const res = await this.send(ep, {
@@ -403,7 +414,8 @@ export class RegistryClient {
    * Upload one blob into session `location`: a single PUT when `size <= monolithicMax`,
    * otherwise PATCH chunks of `chunkSize` (following each new Location) and a closing
    * PUT. `open(start, end)` gives a fresh stream of bytes [start, end] (inclusive).
-   * Not retried here: the caller restarts the whole upload on failure.
+   * A failed chunk is resumed from the offset the session reports (GET status); other
+   * failures are left to the caller, which restarts the whole upload.
    */
   async uploadBlob(
     ep: Endpoint,
@@ -431,15 +443,29 @@ export class RegistryClient {
       return;
     }
     let loc = location;
-    for (let start = 0; start < desc.size; start += chunkSize) {
+    let failures = 0;
+    for (let start = 0; start < desc.size; ) {
       const end = Math.min(desc.size, start + chunkSize) - 1;
-      const res = await this.send(ep, {
-        method: 'PATCH', path: loc, scopes, retry: false, signal: opts.signal, repository: ep.repository,
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `${start}-${end}` },
-        body: () => open(start, end), expect: [202], action: what,
-      });
-      await res.body.dump();
-      loc = this.location(ep, res, 'PATCH');
+      try {
+        const res = await this.send(ep, {
+          method: 'PATCH', path: loc, scopes, retry: false, signal: opts.signal, repository: ep.repository,
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - start + 1), 'content-range': `${start}-${end}` },
+          body: () => open(start, end), expect: [202], action: what,
+        });
+        await res.body.dump();
+        loc = this.location(ep, res, 'PATCH');
+        start = end + 1;
+      } catch (err) {
+        // A dropped or failed chunk: ask the session how far it got and continue from there.
+        const status = (err as RegistryError).status;
+        const resumable = err instanceof RegistryError && (err.code === 'REGISTRY_NETWORK' || (status !== undefined && (status >= 500 || status === 429)));
+        if (!resumable || ++failures > this.retries || opts.signal?.aborted) throw err;
+        this.log(`  ${what}: chunk ${start}-${end} failed (${(err as Error).message}); asking the registry how much it has`);
+        await this.backoff(failures - 1, undefined, opts.signal);
+        const st = await this.uploadStatus(ep, loc, what, opts.signal);
+        loc = st.location;
+        start = st.offset;
+      }
     }
     const res = await this.send(ep, {
       method: 'PUT', path: withDigest(loc), scopes, retry: false, signal: opts.signal, repository: ep.repository,

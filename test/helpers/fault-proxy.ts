@@ -4,12 +4,13 @@
  *   const proxy = await startFaultProxy(reg.url);
  *   proxy.addFault({ match: (m, p) => m === 'GET' && p.includes('/blobs/'), fault: 'reset', times: 1 });
  *   `${proxy.host}/busybox:latest`   // use in references (loopback: plain HTTP allowed)
- *   proxy.log                        // every request: method, path, fault applied, status, Range
+ *   proxy.log                        // every request: method, path, fault, status, Range, Content-Range
  *   await proxy.stop();
  *
  * Faults (each applied to the first `times` matching requests, default 1):
  *   status     answer `status` (e.g. 500, 429 with `retryAfter` seconds) without forwarding
- *   reset      forward, send the headers and half the body, then destroy the socket
+ *   reset      forward, send the headers and half the body, then destroy the socket (a response
+ *              without a body: destroy the socket once the upstream has answered)
  *   truncate   forward, send half the body without Content-Length (chunked), end cleanly
  *   corrupt    forward, flip one byte in the middle of the body (length unchanged)
  *   ignore-range  forward without the Range header (the registry answers 200 with the whole blob)
@@ -34,7 +35,7 @@ export interface Fault {
 export interface FaultProxy {
   host: string;
   url: string;
-  log: Array<{ method: string; path: string; fault?: FaultKind; status: number; range?: string; authorization: boolean }>;
+  log: Array<{ method: string; path: string; fault?: FaultKind; status: number; range?: string; contentRange?: string; authorization: boolean }>;
   addFault(f: Fault): void;
   clearFaults(): void;
   stop(): Promise<void>;
@@ -54,6 +55,7 @@ export async function startFaultProxy(upstreamUrl: string, opts: { storageAuthor
     const entry: FaultProxy['log'][number] = { method, path, status: 0, authorization: req.headers.authorization !== undefined };
     if (f) entry.fault = f.fault;
     if (typeof req.headers.range === 'string') entry.range = req.headers.range;
+    if (typeof req.headers['content-range'] === 'string') entry.contentRange = req.headers['content-range'];
     log.push(entry);
     if (f?.fault === 'status') {
       req.resume();
@@ -84,6 +86,12 @@ export async function startFaultProxy(upstreamUrl: string, opts: { storageAuthor
       if (typeof outHeaders.location === 'string') outHeaders.location = outHeaders.location.replace(upstream.origin, `http://${self}`);
       entry.status = ur.statusCode ?? 0;
       const hasBody = method !== 'HEAD' && Number(ur.headers['content-length'] ?? 1) > 0;
+      if (f?.fault === 'reset' && !hasBody) {
+        // The upstream handled the request; the client never hears back.
+        ur.resume();
+        res.socket?.destroy();
+        return;
+      }
       if (!f || !hasBody || f.fault === 'ignore-range') {
         res.writeHead(ur.statusCode ?? 502, outHeaders);
         ur.pipe(res);

@@ -153,14 +153,32 @@ t('a connection reset on every try: RegistryError after the retries', async (ctx
   }
 });
 
-t('push through faults: reset during a chunk upload and a 500 on the manifest PUT still succeed', async (ctx) => {
+t('push through faults: a failed chunk resumes from the session offset; a lost chunk answer restarts the blob; a 500 on the manifest PUT is retried', async (ctx) => {
   const store = freshStore(ctx);
   const img = await pullImage(ctx.ref, { store, client: ctx.client });
-  ctx.proxy.addFault({ match: (m) => m === 'PATCH', fault: 'reset' });
+  // Layer chunks (the config takes at most one PATCH): the 3rd PATCH fails with 503, and the
+  // 6th of the PATCHes the second rule sees (it does not see the 3rd) loses its answer.
+  let first = 0;
+  let second = 0;
+  ctx.proxy.addFault({ match: (m) => m === 'PATCH' && ++first === 3, fault: 'status', status: 503 });
+  ctx.proxy.addFault({ match: (m) => m === 'PATCH' && ++second === 6, fault: 'reset' });
   ctx.proxy.addFault({ match: (m, p) => m === 'PUT' && p.includes('/manifests/'), fault: 'status', status: 500 });
   const res = await pushImage(store, img.descriptor, `${ctx.proxy.host}/faulty/push:1`, { client: ctx.client, chunkSize: 128 * 1024, monolithicMax: 0, mountFrom: [] });
   assert.is(res.uploaded, 2);
-  assert.ok(ctx.proxy.log.some((e) => e.method === 'PATCH' && e.fault === 'reset'));
+  const log = ctx.proxy.log;
+  const show = JSON.stringify(log.map((e) => [e.method, e.path.slice(0, 50), e.status, e.fault, e.contentRange]));
+  const session = (p: string) => /\/uploads\/([^?]+)/.exec(p)?.[1];
+  // 503 before the registry saw the chunk: the session reports its offset, the same chunk is sent again.
+  const failed = log.find((e) => e.method === 'PATCH' && e.fault === 'status')!;
+  const after = log.slice(log.indexOf(failed) + 1).filter((e) => session(e.path) === session(failed.path));
+  assert.equal([after[0]!.method, after[0]!.status], ['GET', 204], show);
+  assert.is(after[1]!.method, 'PATCH', show);
+  assert.is(after[1]!.contentRange, failed.contentRange, show);
+  // The registry processed the reset chunk but the answer was lost: distribution cancels a session
+  // whose state is stale, so the blob is uploaded again in a new session.
+  assert.ok(log.some((e) => e.method === 'PATCH' && e.fault === 'reset'), show);
+  assert.is(log.filter((e) => e.method === 'POST').length, 3, show);
+  assert.ok(log.some((e) => e.method === 'PUT' && e.path.includes('/manifests/') && e.fault === 'status'));
   const direct = new RegistryClient();
   try {
     const back = await pullImage(`${ctx.reg.host}/faulty/push:1`, { store: freshStore(ctx), client: direct });
