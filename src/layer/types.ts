@@ -29,6 +29,10 @@ export interface WriteLayerOptions {
   oci?: boolean;
   /** Ownership recorded by the single-id rootless mode (user.containers.override_stat). */
   useOverrideStat?: boolean;
+  /** Called for paths skipped on purpose (sockets). */
+  onWarning?: (message: string) => void;
+  /** Compression threads (default: every core). The output does not depend on it. */
+  threads?: number;
 }
 
 export interface LayerResult {

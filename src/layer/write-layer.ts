@@ -12,7 +12,7 @@ import type { LayerResult, WriteLayerOptions } from './types.js';
  * compressed bytes (digest) while writing them. Pulled from the store's end,
  * so every stage waits for the next one (backpressure end to end).
  */
-export async function writeLayer(store: ContentStore, options: WriteLayerOptions & { onWarning?: (m: string) => void; threads?: number }): Promise<LayerResult> {
+export async function writeLayer(store: ContentStore, options: WriteLayerOptions): Promise<LayerResult> {
   const diffHash = createHash('sha256');
   let uncompressedSize = 0;
   const tar = layerTar({

@@ -1,0 +1,70 @@
+import { randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { decompress as zstdDecompress } from 'zstd-napi';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { GZIP_BLOCK, parallelGzip, zstdCompress } from '../../../src/layer/compress.js';
+import { detectCompression } from '../../../src/layer/decompress.js';
+
+const test = suite('layer: compress');
+
+async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of it) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+/** Chunks of awkward sizes, each a fresh buffer (the pool may take ownership). */
+function* chunks(data: Buffer, sizes: number[]): Generator<Buffer> {
+  let pos = 0;
+  for (let i = 0; pos < data.length; i++) {
+    const n = sizes[i % sizes.length]!;
+    yield Buffer.from(data.subarray(pos, pos + n));
+    pos += n;
+  }
+}
+
+async function* from(gen: Iterable<Buffer>): AsyncGenerator<Buffer> {
+  yield* gen;
+}
+
+test('parallel gzip: one member per block, valid multi-member gzip, same bytes however the input is chunked or threaded', async () => {
+  const data = Buffer.concat([randomBytes(GZIP_BLOCK + 1000), Buffer.alloc(GZIP_BLOCK * 2, 'abc')]);
+  const a = await collect(parallelGzip(from(chunks(data, [GZIP_BLOCK])), 6, 1));
+  const b = await collect(parallelGzip(from(chunks(data, [1, 70000, 333333])), 6, 3));
+  assert.ok(a.equals(b));
+  assert.ok(gunzipSync(a).equals(data));
+  let members = 0;
+  for (let i = 0; i + 3 < a.length; i++) if (a[i] === 0x1f && a[i + 1] === 0x8b && a[i + 2] === 8 && a[i + 3] === 0) members++;
+  assert.ok(members >= 4, `expected ≥ 4 gzip members (one per block), saw ${members}`);
+  assert.is(detectCompression(a), 'gzip');
+});
+
+test('parallel gzip of nothing is a valid empty gzip stream', async () => {
+  const out = await collect(parallelGzip(from([]), 6, 2));
+  assert.is(gunzipSync(out).length, 0);
+});
+
+test('a failing source rejects and shuts the workers down', async () => {
+  async function* bad(): AsyncGenerator<Buffer> {
+    yield Buffer.alloc(GZIP_BLOCK * 3);
+    throw new Error('source broke');
+  }
+  try {
+    await collect(parallelGzip(bad(), 6, 2));
+    assert.unreachable();
+  } catch (err) {
+    assert.match(String(err), /source broke/);
+  }
+});
+
+test('zstd output is independent of the thread count and decompresses', async () => {
+  const data = Buffer.concat([randomBytes(300_000), Buffer.alloc(2_000_000, 'x')]);
+  const a = await collect(zstdCompress(from(chunks(data, [65536])), 3, 1));
+  const b = await collect(zstdCompress(from(chunks(data, [1_000_000])), 3, 2));
+  assert.ok(a.equals(b));
+  assert.ok((await zstdDecompress(a)).equals(data));
+  assert.is(detectCompression(a), 'zstd');
+});
+
+test.run();
