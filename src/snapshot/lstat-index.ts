@@ -65,7 +65,11 @@ function differs(old: IndexEntry, now: IndexEntry): boolean {
 /**
  * Changes of the tree at `root` against `index`. Unchanged directories are descended, new or
  * replaced ones are listed whole as 'add' (a directory replaced by another inode is `opaque`),
- * deleted paths are reported once at their topmost path. Root's own metadata is not a change.
+ * deleted paths are reported once at their topmost path. A directory none of whose old entries
+ * survive (same name, type and inode), some of them deleted, is reported `opaque` with its
+ * entries listed whole instead of one delete per old entry, which
+ * is what `rm -rf d && mkdir d` looks like when the new directory reuses the inode number.
+ * Root's own metadata is not a change.
  */
 export async function diffIndex(root: string, index: LstatIndex): Promise<Change[]> {
   const out: Change[] = [];
@@ -79,31 +83,41 @@ export async function diffIndex(root: string, index: LstatIndex): Promise<Change
       }),
     );
   };
-  const compareDir = async (rel: string, old: IndexEntry): Promise<void> => {
+  /** Report the entries of directory `rel`; returns 'opaque' (reporting nothing) when all its old entries are gone. */
+  const compareDir = async (rel: string, old: IndexEntry): Promise<'opaque' | 'compared'> => {
     const names = await readdir(rel ? join(root, rel) : root);
-    const present = new Set(names);
-    await Promise.all(
+    const entries = await Promise.all(
       names.map(async (name) => {
         const r = join2(rel, name);
-        const st = await lstat(join(root, r), { bigint: true });
-        const now = entryOf(st);
-        const before = index.get(r);
+        return { name, r, now: entryOf(await lstat(join(root, r), { bigint: true })), before: index.get(r) };
+      }),
+    );
+    const byName = new Map(entries.map((e) => [e.name, e]));
+    const oldNames = old.children ?? [];
+    const survives = (n: string) => {
+      const e = byName.get(n);
+      return e?.before !== undefined && e.before.t === e.now.t && e.before.ino === e.now.ino;
+    };
+    // Opaque only pays when it replaces deletes: some old entry is gone and none survives.
+    if (rel !== '' && oldNames.some((n) => !byName.has(n)) && !oldNames.some(survives)) return 'opaque';
+    await Promise.all(
+      entries.map(async ({ r, now, before }) => {
         if (!before) {
           out.push({ kind: 'add', path: r });
           if (now.t === 'd') await addAll(r);
         } else if (before.t !== now.t) {
           out.push({ kind: 'modify', path: r });
           if (now.t === 'd') await addAll(r);
-        } else if (now.t === 'd' && before.ino !== now.ino) {
+        } else if (now.t === 'd' && (before.ino !== now.ino || (await compareDir(r, before)) === 'opaque')) {
           out.push({ kind: 'modify', path: r, opaque: true });
           await addAll(r);
-        } else {
-          if (differs(before, now)) out.push({ kind: 'modify', path: r });
-          if (now.t === 'd') await compareDir(r, before);
+        } else if (differs(before, now)) {
+          out.push({ kind: 'modify', path: r });
         }
       }),
     );
-    for (const name of old.children ?? []) if (!present.has(name)) out.push({ kind: 'delete', path: join2(rel, name) });
+    for (const name of oldNames) if (!byName.has(name)) out.push({ kind: 'delete', path: join2(rel, name) });
+    return 'compared';
   };
   await compareDir('', index.get('')!);
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -74,4 +74,24 @@ test('diffIndex: a directory replaced by a new inode is opaque and listed whole'
   }
 });
 
+test('diffIndex: a directory emptied and refilled in place (same inode) is opaque; a partly emptied one lists deletes', async () => {
+  const dir = await tree();
+  try {
+    const { index } = await buildIndex(dir);
+    await sleep(25);
+    await rm(join(dir, 'a/b'), { recursive: true });
+    await rm(join(dir, 'a/g'));
+    await writeFile(join(dir, 'a/h'), 'new');
+    await rm(join(dir, 'top'));
+    const changes = await diffIndex(dir, index);
+    assert.equal(changes, [
+      { kind: 'modify', path: 'a', opaque: true },
+      { kind: 'add', path: 'a/h' },
+      { kind: 'delete', path: 'top' },
+    ]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();
