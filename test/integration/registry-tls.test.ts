@@ -3,6 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { createServer, request as httpRequest } from 'node:http';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { OciLayoutStore } from '../../src/content/index.js';
@@ -12,7 +14,7 @@ import { pushBusybox } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const run = promisify(execFile);
-const t = suite<{ reg: TestRegistry; plain: TestRegistry; work: string }>('TLS and insecure registries');
+const t = suite<{ reg: TestRegistry; plain: TestRegistry; work: string }>('TLS, insecure registries and HTTP proxies');
 
 t.before(async (ctx) => {
   ctx.work = await mkdtemp(join(tmpdir(), 'kiln-tls-'));
@@ -72,6 +74,64 @@ t('plain HTTP only when insecure: loopback by default, refused when that default
   } finally {
     await byDefault.close();
     await strict.close();
+  }
+});
+
+/** A forward proxy (CONNECT tunnels and absolute-URI requests) that records what it was asked for. */
+async function startForwardProxy(): Promise<{ url: string; seen: string[]; stop(): Promise<void> }> {
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const u = new URL(req.url!);
+    const up = httpRequest({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: req.method, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  server.on('connect', (req, socket, head) => {
+    seen.push(`CONNECT ${req.url}`);
+    const [host, port] = req.url!.split(':');
+    const up = netConnect(Number(port), host, () => {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+t('HTTP_PROXY / HTTPS_PROXY from the environment carry registry traffic; NO_PROXY bypasses them', async ({ reg, plain, work }) => {
+  const proxy = await startForwardProxy();
+  const env = { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: '' };
+  const viaProxy = new RegistryClient({ env, loopbackInsecure: false, insecureRegistries: [reg.host, plain.host] });
+  const bypass = new RegistryClient({ env: { ...env, NO_PROXY: '127.0.0.1' } });
+  try {
+    const a = await pullImage(`${reg.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'p1')), client: viaProxy });
+    const b = await pullImage(`${plain.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'p2')), client: viaProxy });
+    assert.is(a.descriptor.digest, b.descriptor.digest);
+    assert.ok(proxy.seen.some((l) => l.includes(reg.host)), proxy.seen.join('\n'));
+    assert.ok(proxy.seen.some((l) => l === `CONNECT ${reg.host}`), "HTTPS goes through a CONNECT tunnel");
+    assert.ok(proxy.seen.some((l) => l.includes(plain.host)), proxy.seen.join('\n'));
+    const n = proxy.seen.length;
+    await pullImage(`${plain.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'p3')), client: bypass });
+    assert.is(proxy.seen.length, n);
+  } finally {
+    await viaProxy.close();
+    await bypass.close();
+    await proxy.stop();
   }
 });
 
