@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { promisify } from 'node:util';
 import { which } from './which.js';
@@ -156,12 +157,23 @@ export async function detectHostProfile(): Promise<HostProfile> {
 
   const newuidmap = which('newuidmap');
   const newgidmap = which('newgidmap');
+  const privileged = (p: string | undefined) => {
+    if (!p) return false;
+    try {
+      const st = statSync(p);
+      // setuid root, or file capabilities (cap_setuid/cap_setgid in security.capability).
+      return (st.uid === 0 && (st.mode & 0o4000) !== 0) || hasFileCaps(p);
+    } catch {
+      return false;
+    }
+  };
+  const mapsOk = Boolean(newuidmap && newgidmap) && privileged(newuidmap) && privileged(newgidmap);
   features.push({
     id: 'newuidmap',
     title: 'newuidmap/newgidmap',
-    ok: Boolean(newuidmap && newgidmap),
-    detail: newuidmap && newgidmap ? `${newuidmap}, ${newgidmap}` : 'not installed',
-    ...(newuidmap && newgidmap ? {} : { fix: 'apt-get install uidmap (Fedora: dnf install shadow-utils)' }),
+    ok: mapsOk,
+    detail: !newuidmap || !newgidmap ? 'not installed' : mapsOk ? `${newuidmap}, ${newgidmap}` : 'installed but neither setuid root nor with file capabilities',
+    ...(mapsOk ? {} : { fix: newuidmap && newgidmap ? 'apt-get install --reinstall uidmap (or: chmod u+s /usr/bin/newuidmap /usr/bin/newgidmap)' : 'apt-get install uidmap (Fedora: dnf install shadow-utils)' }),
   });
 
   if (uid !== 0 || buildNamespace) {
@@ -229,7 +241,7 @@ export async function detectHostProfile(): Promise<HostProfile> {
   else if (buildNamespace === 'single') kind = 'rootless-single-id';
   else if (uid === 0) kind = userns.ok ? 'root' : 'no-userns';
   else if (!userns.ok) kind = 'no-userns';
-  else kind = subuid.length > 0 && subgid.length > 0 && newuidmap && newgidmap ? 'rootless-subuid' : 'rootless-single-id';
+  else kind = subuid.length > 0 && subgid.length > 0 && mapsOk ? 'rootless-subuid' : 'rootless-single-id';
   const profile: HostProfile = { kind, uid, user, subuid, subgid, features };
   if (buildNamespace) profile.buildNamespace = buildNamespace;
   return profile;
@@ -238,4 +250,12 @@ export async function detectHostProfile(): Promise<HostProfile> {
 /** The user namespace of this process (e.g. "user:[4026531837]"). */
 export function ownUserNamespace(): string {
   return readlinkSync('/proc/self/ns/user');
+}
+
+function hasFileCaps(p: string): boolean {
+  try {
+    return execFileSync('getfattr', ['-n', 'security.capability', '--only-values', p], { stdio: ['ignore', 'pipe', 'ignore'] }).length > 0;
+  } catch {
+    return false;
+  }
 }
