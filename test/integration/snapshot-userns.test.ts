@@ -1,7 +1,8 @@
 /**
- * Rootless overlay: an unprivileged user (65534) in its own user+mount namespace
+ * Rootless hosts. An unprivileged user (65534) in its own user+mount namespace
  * (`unshare --user --map-root-user --mount`) mounts overlays with `userxattr`, and the
  * snapshot it commits is a valid overlay layer (0/0 whiteouts, user.overlay.opaque).
+ * Without any namespace, the same user gets the copy snapshotter.
  */
 import { lstatSync } from 'node:fs';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
@@ -56,6 +57,28 @@ test('overlay works rootless in a user namespace with userxattr', async () => {
     assert.is((await sh(['getfattr', '--only-values', '-n', 'user.overlay.opaque', join(fs, 'etc/sub')])).trim(), 'y');
   } finally {
     for (const line of (await sh(['cat', '/proc/self/mountinfo'])).split('\n')) if (line.includes(work)) await sh(['umount', '-l', line.split(' ')[4]!]).catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('without privilege or namespaces, auto falls back to the copy snapshotter and says why', async () => {
+  const work = await mkdtemp(join(tmpdir(), 'kiln-unpriv-'));
+  try {
+    await chown(work, 65534, 65534);
+    const child = runChild({ op: 'unprivileged', root: join(work, 'root') }, { wrapper: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'], timeoutMs: 60_000 });
+    const { code, stderr } = await child.exit;
+    assert.is(code, 0, stderr);
+    const r = JSON.parse((await child.lines)[0]!) as { kind: string; reason: string; changes: Change[]; exists: boolean };
+    assert.is(r.kind, 'copy');
+    assert.match(r.reason, /^overlay unavailable \(test overlay mount failed: .*\); copying instead$/);
+    assert.equal(r.changes, [
+      { kind: 'modify', path: 'etc' },
+      { kind: 'modify', path: 'etc/passwd' },
+      { kind: 'delete', path: 'etc/sub' },
+      { kind: 'add', path: 'new' },
+    ]);
+    assert.ok(r.exists);
+  } finally {
     await rm(work, { recursive: true, force: true });
   }
 });

@@ -10,7 +10,7 @@ import { createSnapshotter, overlaySupport, unmountAllSync } from '../../../src/
 import { sh } from './fs-helpers.js';
 
 interface Args {
-  op: 'race' | 'hang' | 'exit' | 'sigterm' | 'userns';
+  op: 'race' | 'hang' | 'exit' | 'sigterm' | 'userns' | 'unprivileged';
   root: string;
   kind?: 'auto' | 'overlay' | 'copy';
   id?: string;
@@ -52,6 +52,22 @@ if (args.op === 'race') {
   const r = await s.prepare('forgotten', 'base');
   out({ path: r.path });
   process.exit(0);
+} else if (args.op === 'unprivileged') {
+  // No namespace, no privilege (kiln inside an unprivileged container): auto must pick copy.
+  const s = await createSnapshotter({ root: args.root, kind: 'auto' });
+  await s.createCommitted('base', undefined, async (dir) => {
+    await mkdir(join(dir, 'etc/sub'), { recursive: true });
+    await writeFile(join(dir, 'etc/passwd'), 'root');
+    await writeFile(join(dir, 'etc/sub/old'), 'old');
+  });
+  const r = await s.prepare('step', 'base');
+  await writeFile(join(r.path, 'etc/passwd'), 'root2');
+  await rm(join(r.path, 'etc/sub'), { recursive: true });
+  await writeFile(join(r.path, 'new'), 'new');
+  const { changes } = await s.changes('step');
+  await r.release();
+  await s.commit('step', 'step1');
+  out({ kind: s.kind, reason: s.reason, changes, exists: await s.exists('step1') });
 } else if (args.op === 'userns') {
   // Rootless: this runs as an unprivileged user inside `unshare --user --map-root-user --mount`.
   const support = await overlaySupport(join(args.root, 'probe'));
