@@ -68,6 +68,8 @@ export async function prepareRun(req: RunRequest, extraDirs: string[] = ['/proc'
     if (!targets.has('/etc/hosts')) specs.push({ type: 'file', target: '/etc/hosts', content: hostsFile(hostname) });
     if (!targets.has('/etc/resolv.conf')) specs.push({ type: 'file', target: '/etc/resolv.conf', content: resolvConfFile() });
 
+    // First, so that a working directory at or below a mount target is a real (kept) directory, as WORKDIR makes it.
+    const cwd = await prepareCwd(rootfs, req.cwd);
     for (const d of extraDirs) {
       const lst = await lstat(join(rootfs, d)).catch(() => undefined);
       if (lst && !lst.isDirectory()) {
@@ -101,7 +103,6 @@ export async function prepareRun(req: RunRequest, extraDirs: string[] = ['/proc'
     }
     mounts.sort((a, b) => depth(a.dest) - depth(b.dest));
 
-    const cwd = await prepareCwd(rootfs, req.cwd);
     const env = envObject(req.env);
     // As runc (and so docker build): HOME from /etc/passwd when the step has none.
     if (!('HOME' in env)) env.HOME = await homeOf(rootfs, req.user.uid);
