@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { HostError } from '../errors.js';
 import { prepareRun, type PreparedMount } from './prepare-run.js';
-import { DEFAULT_CAPS, helperArgv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
+import { DEFAULT_CAPS, envFix, helperArgv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
 import { which } from './which.js';
@@ -49,7 +49,7 @@ export class BwrapExecutor implements Executor {
         ...[...prep.mounts, ...helperMounts(helper)].flatMap(mountArgs),
         '--chdir', prep.cwd,
         '--',
-        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix: 'PWD' in prep.env ? [`PWD=${prep.env.PWD}`] : ['-u', 'PWD'] }), // bwrap sets PWD
+        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix: envFix(prep.env) }),
       ];
       const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: prep.env, setupErrorPrefix: 'bwrap: ' };
       if (req.display !== undefined) o.display = req.display;

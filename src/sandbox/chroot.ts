@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { HostError } from '../errors.js';
 import { prepareRun, type PreparedMount } from './prepare-run.js';
 import { runtimeDir } from './runtime-files.js';
-import { helperArgv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
+import { envFix, helperArgv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
 import { which } from './which.js';
@@ -77,9 +77,7 @@ export class ChrootExecutor implements Executor {
     const prep = await prepareRun(req);
     try {
       const mountArgs = [...prep.mounts, ...helperMounts(helper)].flatMap(scriptMount);
-      // The setup shell exports PWD and OLDPWD: env(1) in the sandbox restores them (options before assignments).
-      const keys = ['PWD', 'OLDPWD'];
-      const envFix = [...keys.filter((k) => !(k in prep.env)).flatMap((k) => ['-u', k]), ...keys.filter((k) => k in prep.env).map((k) => `${k}=${prep.env[k]}`)];
+      // The setup shells export PWD, OLDPWD, SHLVL, _: env(1) in the sandbox restores the step's values.
       const args = [
         ...ns,
         ...(req.network === 'none' ? ['--net'] : []),
@@ -88,7 +86,7 @@ export class ChrootExecutor implements Executor {
         prep.rootfs, prep.hostname, prep.cwd,
         ...mountArgs,
         '--',
-        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix }),
+        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix: envFix(prep.env) }),
       ];
       const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: prep.env };
       if (req.display !== undefined) o.display = req.display;

@@ -146,3 +146,14 @@ export function pdeathsigArgv(h: Helper, args: string[]): string[] {
   const pre = h.loader ? [`${HELPER_DIR}/${h.loader}`, '--library-path', HELPER_DIR, `${HELPER_DIR}/setpriv`] : [`${HELPER_DIR}/setpriv`];
   return [...pre, '--pdeathsig', 'KILL', '--', ...args];
 }
+
+/** Variables the runtime chain (bash, dash, bwrap) may add or change on the way into the sandbox. */
+export const ENV_FIX_KEYS = ['PWD', 'OLDPWD', 'SHLVL', '_'];
+
+/** env(1) arguments that give ENV_FIX_KEYS back the values of `env` (options before assignments). */
+export function envFix(env: Record<string, string>): string[] {
+  return [
+    ...ENV_FIX_KEYS.filter((k) => !(k in env)).flatMap((k) => ['-u', k]),
+    ...ENV_FIX_KEYS.filter((k) => k in env).map((k) => `${k}=${env[k]}`),
+  ];
+}

@@ -1,8 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { KilnError, ProcessError } from '../errors.js';
 import { findSetpriv } from './setpriv-helper.js';
 
 const TAIL_BYTES = 16 * 1024;
+const BASH = '/bin/bash';
+/** Close every fd above 2, then exec "$@". (bash's PWD/SHLVL/_ are undone by ENV_FIX_KEYS in the sandbox.) */
+const CLOSE_FDS = 'for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt 2 ] && [ -e "$f" ]; then exec {n}>&-; fi; done; exec "$@"';
 const TAIL_LINES = 10;
 
 export interface SpawnSandboxOptions {
@@ -35,8 +39,10 @@ export function spawnSandbox(file: string, args: string[], opts: SpawnSandboxOpt
     }
     // The runtime gets SIGKILL if kiln dies without aborting (kill -9, crash), and takes the step down with it.
     const setpriv = findSetpriv();
-    const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', file, ...args]] : [file, args];
-    const child = spawn(cmd, argv, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', '--', file, ...args] : [file, ...args];
+    // kiln's own fds are close-on-exec; bash closes those kiln inherited without it (its caller's leaks).
+    if (existsSync(BASH)) argv = [BASH, '-c', CLOSE_FDS, 'kiln-closefds', ...argv];
+    const child = spawn(argv[0]!, argv.slice(1), { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let tail = Buffer.alloc(0);
     let aborted = false;
     child.stdout!.on('data', (c: Buffer) => opts.onOutput?.('stdout', c));
