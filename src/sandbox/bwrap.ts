@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { HostError } from '../errors.js';
 import { prepareRun, type PreparedMount } from './prepare-run.js';
-import { DEFAULT_CAPS, envFix, helperArgv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
+import { DEFAULT_CAPS, envFix, helperArgv, shellSafeEnv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
 import { which } from './which.js';
@@ -36,6 +36,7 @@ export class BwrapExecutor implements Executor {
     const helper = await setprivHelper();
     const prep = await prepareRun(req);
     try {
+      const { shellEnv, held } = shellSafeEnv(prep.env);
       const args = [
         '--die-with-parent', '--new-session',
         '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
@@ -49,9 +50,9 @@ export class BwrapExecutor implements Executor {
         ...[...prep.mounts, ...helperMounts(helper)].flatMap(mountArgs),
         '--chdir', prep.cwd,
         '--',
-        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix: envFix(prep.env) }),
+        ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix: envFix(prep.env, held) }),
       ];
-      const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: prep.env, setupErrorPrefix: 'bwrap: ' };
+      const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: shellEnv, setupErrorPrefix: 'bwrap: ' };
       if (req.display !== undefined) o.display = req.display;
       if (req.onOutput) o.onOutput = req.onOutput;
       if (opts.signal) o.signal = opts.signal;

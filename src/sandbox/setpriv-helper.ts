@@ -150,10 +150,31 @@ export function pdeathsigArgv(h: Helper, args: string[]): string[] {
 /** Variables the runtime chain (bash, dash, bwrap) may add or change on the way into the sandbox. */
 export const ENV_FIX_KEYS = ['PWD', 'OLDPWD', 'SHLVL', '_'];
 
-/** env(1) arguments that give ENV_FIX_KEYS back the values of `env` (options before assignments). */
-export function envFix(env: Record<string, string>): string[] {
-  return [
-    ...ENV_FIX_KEYS.filter((k) => !(k in env)).flatMap((k) => ['-u', k]),
-    ...ENV_FIX_KEYS.filter((k) => k in env).map((k) => `${k}=${env[k]}`),
-  ];
+/** Variables bash or dash would interpret at start-up (BASH_ENV runs a file, SHELLOPTS+PS4 run code …). */
+const SHELL_SPECIAL = new Set(['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'BASH_XTRACEFD', 'GLOBIGNORE', 'CDPATH', 'IFS', 'POSIXLY_CORRECT', 'EXECIGNORE', 'PROMPT_COMMAND', 'BASH_LOADABLES_PATH']);
+
+/**
+ * Split the step's environment for the host-side shells that start the
+ * runtime (bash closes fds; the chroot setup is dash): `shellEnv` is safe to
+ * give them; `held` are the keys kept away from them (shell-special names,
+ * BASH_FUNC_*, names a shell would drop) that env(1) in the sandbox restores.
+ */
+export function shellSafeEnv(env: Record<string, string>): { shellEnv: Record<string, string>; held: string[] } {
+  const shellEnv: Record<string, string> = {};
+  const held: string[] = [];
+  for (const [k, v] of Object.entries(env)) {
+    if (SHELL_SPECIAL.has(k) || k.startsWith('BASH_FUNC_') || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) held.push(k);
+    else shellEnv[k] = v;
+  }
+  return { shellEnv, held };
+}
+
+/**
+ * env(1) arguments (options before assignments) that give ENV_FIX_KEYS and
+ * `held` back the values of `env`. Held values appear in the helper's argv
+ * for the instant it runs.
+ */
+export function envFix(env: Record<string, string>, held: string[] = []): string[] {
+  const keys = [...new Set([...ENV_FIX_KEYS, ...held])];
+  return [...keys.filter((k) => !(k in env)).flatMap((k) => ['-u', k]), ...keys.filter((k) => k in env).map((k) => `${k}=${env[k]}`)];
 }

@@ -112,6 +112,31 @@ function defineSuite(name: string, make: () => Executor): void {
     assert.equal(r3.stdout.trim().split('\n'), ['HOME=/']);
   });
 
+  t('shell-special variables reach the step intact and are never interpreted on the host', async () => {
+    const marker = join(tmpdir(), `kiln-bashenv-${process.pid}-${name}`);
+    const hostScript = `${marker}.sh`;
+    await writeFile(hostScript, `touch ${marker}\n`);
+    const env = [
+      `BASH_ENV=${hostScript}`,
+      `ENV=${hostScript}`,
+      'SHELLOPTS=xtrace',
+      `PS4=$(touch ${marker})`,
+      'BASH_FUNC_exec%%=() { touch /tmp/x; }',
+      'IFS=/',
+      'dotted.name=1',
+      'a-b=2',
+      'PATH=/bin',
+    ];
+    try {
+      const r = await run(ex, rootfs, '', { args: ['/bin/env'], env });
+      assert.not.ok(existsSync(marker), 'the host ran code from the step environment');
+      assert.equal(r.stdout.trim().split('\n').filter((l) => !l.startsWith('HOME=')).sort(), [...env].sort());
+    } finally {
+      await rm(hostScript, { force: true });
+      await rm(marker, { force: true });
+    }
+  });
+
   t('cwd is created when missing and kept in the rootfs', async () => {
     const r = await run(ex, rootfs, 'pwd', { cwd: '/work/a/b' });
     assert.is(r.stdout, '/work/a/b\n');
