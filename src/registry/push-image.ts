@@ -87,7 +87,10 @@ export async function pushImage(store: ContentStore, source: Descriptor, ref: st
         await pushManifest(child, child.digest);
       }
     } else {
-      await mapLimit([doc.manifest.config, ...doc.manifest.layers], opts.concurrency ?? 3, (b) => pushBlob(b));
+      // Non-distributable (foreign) layers stay where their `urls` point, as docker push does.
+      const foreign = (b: Descriptor) => (b.urls?.length ?? 0) > 0 && /foreign|nondistributable/.test(b.mediaType);
+      const blobs = [doc.manifest.config, ...doc.manifest.layers.filter((b) => !foreign(b))];
+      await mapLimit(blobs, opts.concurrency ?? 3, (b) => pushBlob(b));
     }
     await client.putManifest(ep, reference, raw, doc.mediaType, opts.signal);
     opts.onProgress?.({ kind: 'manifest', digest: d.digest, reference });

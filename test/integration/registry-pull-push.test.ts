@@ -10,6 +10,7 @@ import { OciLayoutStore, verifyStore } from '../../src/content/index.js';
 import { DigestMismatchError } from '../../src/errors.js';
 import { readImage, writeImage, writeIndex } from '../../src/image/index.js';
 import { MediaType } from '../../src/oci/media-types.js';
+import { sha256Digest } from '../../src/oci/digest.js';
 import { parseDockerRef } from '../../src/oci/reference.js';
 import { pullImage, pushImage, RegistryClient, resolve } from '../../src/registry/index.js';
 import { ensureBusyboxLayout, pushBusybox } from '../helpers/fixtures.js';
@@ -140,6 +141,24 @@ t('a multi-platform index pushed by kiln is read by skopeo; pull selects the pla
   }
 });
 
+t('push leaves foreign (non-distributable) layers out, as docker push does', async ({ work, client }) => {
+  // A registry that accepts foreign layer URLs (distribution refuses them by default).
+  const reg = await startRegistry({ extraConfig: 'validation:\n  manifests:\n    urls:\n      allow:\n        - ^https://' });
+  try {
+    const src = await pushBusybox(reg, { tag: 'forforeign' });
+    const store = freshStore(work);
+    const img = await pullImage(src, { store, client });
+    const foreignLayer = { mediaType: MediaType.DockerForeignLayerGzip, digest: sha256Digest('not here'), size: 8, urls: ['https://example.invalid/layer.tar.gz'] };
+    const withForeign = await writeImage(store, { config: img.rawConfig, layers: [...img.layers, foreignLayer], format: 'docker' });
+    const res = await pushImage(store, withForeign.descriptor, `${reg.host}/foreign:1`, { client });
+    assert.is(res.existed + res.mounted + res.uploaded, 2);
+    assert.equal(await skopeoRaw(`${reg.host}/foreign:1`), withForeign.rawManifest);
+  } finally {
+    await reg.stop();
+  }
+});
+
+// Runs last: it corrupts a blob that every repository of this registry shares.
 t('a blob tampered with in the registry storage is refused and nothing lands in the store', async ({ reg, work, client }) => {
   const ref = await pushBusybox(reg, { repo: 'tamper', tag: '1' });
   const manifest = JSON.parse((await skopeoRaw(ref)).toString());
