@@ -34,7 +34,7 @@ _kiln ln -s /proc/self/fd/0 "$_kiln_root/dev/stdin"
 _kiln ln -s /proc/self/fd/1 "$_kiln_root/dev/stdout"
 _kiln ln -s /proc/self/fd/2 "$_kiln_root/dev/stderr"
 _kiln hostname "$_kiln_host" 2>/dev/null || true
-_kiln mkdir -m 0700 "$_kiln_root/dev/.kiln"
+_kiln mkdir -m 0755 "$_kiln_root/dev/.kiln"
 
 while [ "$1" != "--" ]; do
   _kiln_kind=$1 _kiln_src=$2 _kiln_dest=$_kiln_root$3

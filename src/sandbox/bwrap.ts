@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
 import { HostError } from '../errors.js';
 import { prepareRun, type PreparedMount } from './prepare-run.js';
-import { DEFAULT_CAPS, envFix, helperArgv, shellSafeEnv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
+import { DEFAULT_CAPS, envFix, HELPER_DIR, helperArgv, splitHostEnv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
 import { which } from './which.js';
+
+const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** /proc entries hidden from RUN (as docker's masked paths). */
 const MASKED_PROC_FILES = ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/proc/sched_debug', '/proc/latency_stats'];
@@ -36,8 +38,13 @@ export class BwrapExecutor implements Executor {
     const helper = await setprivHelper();
     const prep = await prepareRun(req);
     try {
-      const { shellEnv, held } = shellSafeEnv(prep.env);
+      // The step's environment reaches bwrap through fd 3, never its own environment or argv:
+      // bwrap clears its environment and sets the step's just before it executes the step.
+      // Host-special variables (LD_PRELOAD …) are held back so that the helpers don't load them, and restored by env(1) last.
+      const { shellEnv: safeEnv, held } = splitHostEnv(prep.env);
+      const envArgs = ['--clearenv', ...Object.entries(safeEnv).flatMap(([k, v]) => ['--setenv', k, v])];
       const args = [
+        '--args', '3',
         '--die-with-parent', '--new-session',
         '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try',
         ...(req.network === 'none' ? ['--unshare-net'] : []),
@@ -47,12 +54,18 @@ export class BwrapExecutor implements Executor {
         '--proc', '/proc',
         '--dev', '/dev',
         ...MASKED_PROC_FILES.filter((p) => existsSync(p)).flatMap((p) => ['--ro-bind', '/dev/null', p]),
+        '--perms', '0755', '--dir', HELPER_DIR,
         ...[...prep.mounts, ...helperMounts(helper)].flatMap(mountArgs),
         '--chdir', prep.cwd,
         '--',
         ...helperArgv(helper, req.user, req.args, { canSetgroups: setgroupsAllowed(), envFix: envFix(prep.env, held) }),
       ];
-      const o: Parameters<typeof spawnSandbox>[2] = { argv: req.args, env: shellEnv, setupErrorPrefix: 'bwrap: ' };
+      const o: Parameters<typeof spawnSandbox>[2] = {
+        argv: req.args,
+        env: { PATH: HOST_PATH },
+        argsData: Buffer.from(envArgs.map((a) => a + '\0').join('')),
+        setupErrorPrefix: 'bwrap: ',
+      };
       if (req.display !== undefined) o.display = req.display;
       if (req.onOutput) o.onOutput = req.onOutput;
       if (opts.signal) o.signal = opts.signal;

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { HostError } from '../errors.js';
 import { prepareRun, type PreparedMount } from './prepare-run.js';
 import { runtimeDir } from './runtime-files.js';
-import { envFix, helperArgv, helperMounts, setgroupsAllowed, setprivHelper, shellSafeEnv } from './setpriv-helper.js';
+import { envFix, helperArgv, helperMounts, setgroupsAllowed, setprivHelper, splitHostEnv } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
 import { which } from './which.js';
@@ -78,7 +78,7 @@ export class ChrootExecutor implements Executor {
     try {
       const mountArgs = [...prep.mounts, ...helperMounts(helper)].flatMap(scriptMount);
       // The setup shells export PWD, OLDPWD, SHLVL, _: env(1) in the sandbox restores the step's values.
-      const { shellEnv, held } = shellSafeEnv(prep.env);
+      const { shellEnv, held } = splitHostEnv(prep.env);
       const args = [
         ...ns,
         ...(req.network === 'none' ? ['--net'] : []),

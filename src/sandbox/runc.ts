@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { HostError } from '../errors.js';
 import { prepareRun, type PreparedMount, type PreparedRun } from './prepare-run.js';
 import { readRuntimeFile } from './runtime-files.js';
-import { helperMounts, pdeathsigArgv, setprivHelper, type Helper } from './setpriv-helper.js';
+import { envFix, helperMounts, pdeathsigArgv, setprivHelper, splitHostEnv, type Helper } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
 import { which } from './which.js';
@@ -85,8 +85,11 @@ export function buildSpec(req: RunRequest, prep: PreparedRun, helper?: Helper): 
     mounts: OciMount[];
     linux: { namespaces: { type: string }[] };
   };
-  spec.process.args = helper ? pdeathsigArgv(helper, req.args) : req.args;
-  spec.process.env = Object.entries(prep.env).map(([k, v]) => `${k}=${v}`);
+  // With the helper, host-special variables (LD_PRELOAD …) are held back from it and restored by env(1) last.
+  const { shellEnv, held } = splitHostEnv(prep.env);
+  const heldKeys = helper ? held : [];
+  spec.process.args = helper ? pdeathsigArgv(helper, req.args, heldKeys.length ? envFix(prep.env, heldKeys) : []) : req.args;
+  spec.process.env = Object.entries(helper ? shellEnv : prep.env).map(([k, v]) => `${k}=${v}`);
   spec.process.cwd = prep.cwd;
   spec.process.user = { uid: req.user.uid, gid: req.user.gid, ...(req.user.additionalGids.length ? { additionalGids: req.user.additionalGids } : {}) };
   spec.root.path = prep.rootfs;

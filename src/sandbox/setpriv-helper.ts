@@ -118,52 +118,66 @@ export function setgroupsAllowed(): boolean {
 
 /**
  * argv that runs `args` as `user` inside the sandbox through the helper.
- * `envFix` (env(1) arguments, e.g. ["-u", "PWD"]) first undoes what the
- * runtime added to the environment.
+ * `envFix` (env(1) arguments, e.g. ["-u", "PWD"]) then undoes what the
+ * runtime changed in the environment and restores held variables.
  */
 export function helperArgv(h: Helper, user: RunUser, args: string[], opts: { canSetgroups: boolean; envFix?: string[] }): string[] {
   const exec = (name: string) => (h.loader ? [`${HELPER_DIR}/${h.loader}`, '--library-path', HELPER_DIR, `${HELPER_DIR}/${name}`] : [`${HELPER_DIR}/${name}`]);
-  const pre = [...(opts.envFix?.length ? [...exec('env'), ...opts.envFix] : []), ...exec('setpriv')];
+  // setpriv first; env(1) last, so that restored variables (LD_PRELOAD …) only reach the step, not the helpers.
+  const post = opts.envFix?.length ? [...exec('env'), ...opts.envFix] : [];
   const groups = user.additionalGids.length
     ? ['--groups', user.additionalGids.join(',')]
     : opts.canSetgroups
       ? ['--clear-groups']
       : ['--keep-groups'];
   return [
-    ...pre,
+    ...exec('setpriv'),
     '--reuid', String(user.uid),
     '--regid', String(user.gid),
     ...groups,
     '--inh-caps', '-all',
     '--bounding-set', `-all,${DEFAULT_CAPS.map((c) => '+' + c).join(',')}`,
     '--',
+    ...post,
     ...args,
   ];
 }
 
-/** argv that runs `args` with a parent-death SIGKILL (runc: the user is already set by runc). */
-export function pdeathsigArgv(h: Helper, args: string[]): string[] {
-  const pre = h.loader ? [`${HELPER_DIR}/${h.loader}`, '--library-path', HELPER_DIR, `${HELPER_DIR}/setpriv`] : [`${HELPER_DIR}/setpriv`];
-  return [...pre, '--pdeathsig', 'KILL', '--', ...args];
+/**
+ * argv that runs `args` with a parent-death SIGKILL (runc: the user is already
+ * set by runc), then env(1) with `envFix` as in helperArgv.
+ */
+export function pdeathsigArgv(h: Helper, args: string[], envFixArgs: string[] = []): string[] {
+  const exec = (name: string) => (h.loader ? [`${HELPER_DIR}/${h.loader}`, '--library-path', HELPER_DIR, `${HELPER_DIR}/${name}`] : [`${HELPER_DIR}/${name}`]);
+  return [...exec('setpriv'), '--pdeathsig', 'KILL', '--', ...(envFixArgs.length ? [...exec('env'), ...envFixArgs] : []), ...args];
 }
 
 /** Variables the runtime chain (bash, dash, bwrap) may add or change on the way into the sandbox. */
 export const ENV_FIX_KEYS = ['PWD', 'OLDPWD', 'SHLVL', '_'];
 
-/** Variables bash or dash would interpret at start-up (BASH_ENV runs a file, SHELLOPTS+PS4 run code …). */
-const SHELL_SPECIAL = new Set(['BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'BASH_XTRACEFD', 'GLOBIGNORE', 'CDPATH', 'IFS', 'POSIXLY_CORRECT', 'EXECIGNORE', 'PROMPT_COMMAND', 'BASH_LOADABLES_PATH']);
+/**
+ * Variables host programs would interpret: bash/dash start-up (BASH_ENV runs a
+ * file, SHELLOPTS+PS4 run code …) and glibc's list of variables setuid programs
+ * ignore (LD_PRELOAD would load a library named by the Dockerfile on the host).
+ */
+const HOST_SPECIAL = new Set([
+  'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'BASH_XTRACEFD', 'GLOBIGNORE', 'CDPATH', 'IFS', 'POSIXLY_CORRECT', 'EXECIGNORE', 'PROMPT_COMMAND', 'BASH_LOADABLES_PATH',
+  'GCONV_PATH', 'GETCONF_DIR', 'HOSTALIASES', 'LOCALDOMAIN', 'LOCPATH', 'NIS_PATH', 'NLSPATH', 'RESOLV_HOST_CONF', 'RES_OPTIONS', 'TMPDIR', 'TZDIR', 'TZ',
+]);
+const HOST_SPECIAL_PREFIXES = ['BASH_FUNC_', 'LD_', 'MALLOC_', 'GLIBC_', 'LIBMOUNT_', 'LIBBLKID_', 'LIBSMARTCOLS_'];
 
 /**
- * Split the step's environment for the host-side shells that start the
- * runtime (bash closes fds; the chroot setup is dash): `shellEnv` is safe to
- * give them; `held` are the keys kept away from them (shell-special names,
- * BASH_FUNC_*, names a shell would drop) that env(1) in the sandbox restores.
+ * Split the step's environment for the host programs that start the chroot
+ * runtime (bash, setpriv, unshare, dash, mount): `shellEnv` is safe to give
+ * them; `held` are the keys kept away from them (host-special names, names a
+ * shell would drop) that env(1) in the sandbox restores. (bwrap gets none of
+ * the step's environment: it sets it from --args.)
  */
-export function shellSafeEnv(env: Record<string, string>): { shellEnv: Record<string, string>; held: string[] } {
+export function splitHostEnv(env: Record<string, string>): { shellEnv: Record<string, string>; held: string[] } {
   const shellEnv: Record<string, string> = {};
   const held: string[] = [];
   for (const [k, v] of Object.entries(env)) {
-    if (SHELL_SPECIAL.has(k) || k.startsWith('BASH_FUNC_') || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) held.push(k);
+    if (HOST_SPECIAL.has(k) || HOST_SPECIAL_PREFIXES.some((p) => k.startsWith(p)) || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) held.push(k);
     else shellEnv[k] = v;
   }
   return { shellEnv, held };

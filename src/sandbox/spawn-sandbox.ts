@@ -6,7 +6,7 @@ import { findSetpriv } from './setpriv-helper.js';
 const TAIL_BYTES = 16 * 1024;
 const BASH = '/bin/bash';
 /** Close every fd above 2, then exec "$@". (bash's PWD/SHLVL/_ are undone by ENV_FIX_KEYS in the sandbox.) */
-const CLOSE_FDS = 'for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt 2 ] && [ -e "$f" ]; then exec {n}>&-; fi; done; exec "$@"';
+const CLOSE_FDS = 'k=$1; shift; for f in /proc/$$/fd/*; do n=${f##*/}; if [ "$n" -gt 2 ] && [ "$n" != "$k" ] && [ -e "$f" ]; then exec {n}>&-; fi; done; unset k f n; exec "$@"';
 const TAIL_LINES = 10;
 
 export interface SpawnSandboxOptions {
@@ -21,6 +21,8 @@ export interface SpawnSandboxOptions {
    * exit code 1 with that last line is a KilnError SANDBOX_SETUP, not the step's failure.
    */
   setupErrorPrefix?: string;
+  /** Data the runtime reads from fd 3 (bwrap --args 3): kept out of argv, which every host user can read. */
+  argsData?: Buffer;
   /** Kill the whole sandboxed tree (default: SIGKILL to the child, whose death takes the sandbox down). */
   kill?: (child: ChildProcess) => Promise<void> | void;
 }
@@ -41,8 +43,13 @@ export function spawnSandbox(file: string, args: string[], opts: SpawnSandboxOpt
     const setpriv = findSetpriv();
     let argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', '--', file, ...args] : [file, ...args];
     // kiln's own fds are close-on-exec; bash closes those kiln inherited without it (its caller's leaks).
-    if (existsSync(BASH)) argv = [BASH, '-c', CLOSE_FDS, 'kiln-closefds', ...argv];
-    const child = spawn(argv[0]!, argv.slice(1), { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    if (existsSync(BASH)) argv = [BASH, '-c', CLOSE_FDS, 'kiln-closefds', opts.argsData ? '3' : '-', ...argv];
+    const child = spawn(argv[0]!, argv.slice(1), { env: opts.env, stdio: ['ignore', 'pipe', 'pipe', ...(opts.argsData ? ['pipe' as const] : [])], detached: true });
+    if (opts.argsData) {
+      const fd3 = child.stdio[3] as NodeJS.WritableStream;
+      fd3.on('error', () => undefined);
+      fd3.end(opts.argsData);
+    }
     let tail = Buffer.alloc(0);
     let aborted = false;
     child.stdout!.on('data', (c: Buffer) => opts.onOutput?.('stdout', c));

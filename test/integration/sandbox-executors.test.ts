@@ -125,12 +125,16 @@ function defineSuite(name: string, make: () => Executor): void {
       'IFS=/',
       'dotted.name=1',
       'a-b=2',
+      'LD_PRELOAD=/nonexistent/kiln-evil.so',
+      'LD_LIBRARY_PATH=/nonexistent',
       'PATH=/bin',
     ];
     try {
-      const r = await run(ex, rootfs, '', { args: ['/bin/env'], env });
+      const r = await run(ex, rootfs, '', { args: ['/bin/env'], env, user: { uid: 1000, gid: 1000, additionalGids: [] } });
       assert.not.ok(existsSync(marker), 'the host ran code from the step environment');
+      assert.not.match(r.stderr, /kiln-evil|preload/i, 'a host program or helper loaded LD_PRELOAD');
       assert.equal(r.stdout.trim().split('\n').filter((l) => !l.startsWith('HOME=')).sort(), [...env].sort());
+      assert.is(r.stderr, '');
     } finally {
       await rm(hostScript, { force: true });
       await rm(marker, { force: true });
