@@ -95,6 +95,24 @@ function runAs(user: { uid: number; gid: number; home: string }, dir: string, sc
   });
 }
 
+interface DoctorJson {
+  profile: { kind: string; features: { id: string; ok: boolean; fix?: string }[] };
+  isolation: { executor?: string; notice?: string; error?: string };
+}
+
+function doctorAs(user: { uid: number; gid: number; home: string }): DoctorJson {
+  const r = spawnSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, join(dist, 'src/cli/main.js'), 'doctor', '--json'], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: user.home },
+    cwd: '/',
+    timeout: 60_000,
+  });
+  try {
+    return JSON.parse(r.stdout.toString()) as DoctorJson;
+  } catch {
+    throw new Error(`kiln doctor failed (${r.status}): ${r.stdout}${r.stderr}`);
+  }
+}
+
 t.before(async () => {
   work = await mkdtemp(join(tmpdir(), 'kiln-rootless-'));
   await chmod(work, 0o755);
@@ -156,6 +174,10 @@ t('rootless with a subuid range: root in the build namespace, chown to 1000 and 
   assert.equal([res3.uid, res3.capEff, res3.nodeChown], [0, '000001ffffffffff', 'ok']);
   assert.equal(res3.uidMap, ['0', String(user.uid), '1', '1', String(start), '65536']);
   assert.is((await stat(join(dir, 'rootfs/tmp/by-1000'))).uid, start + 65533);
+  // kiln doctor, run by that user (outside the namespace), sees the profile.
+  const d = doctorAs(user);
+  assert.is(d.profile.kind, 'rootless-subuid');
+  assert.is(d.isolation.executor, 'bwrap');
 });
 
 t('rootless without a subuid range: single-id namespace, a warning, and chown to another user fails', async () => {
@@ -176,6 +198,11 @@ t('rootless without a subuid range: single-id namespace, a warning, and chown to
   assert.match(r.stderr.toString(), /usermod --add-subuids/);
   const a = await stat(join(dir, 'rootfs/a'));
   assert.is(a.uid, user.uid);
+  const d = doctorAs(user);
+  assert.is(d.profile.kind, 'rootless-single-id');
+  const sub = d.profile.features.find((f) => f.id === 'subuid')!;
+  assert.is(sub.ok, false);
+  assert.is(sub.fix, `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${user.name}`);
 });
 
 t('no user namespaces (inside bwrap --disable-userns): auto picks chroot and says RUN is not isolated', async () => {
