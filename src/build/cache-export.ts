@@ -64,10 +64,12 @@ export async function exportCache(specs: readonly CacheToSpec[], ctx: CacheExpor
         }
       } catch (err) {
         if (!spec.ignoreError || ctx.signal?.aborted) {
-          if (err instanceof KilnError && !err.message.startsWith('Cannot export')) {
-            throw new KilnError(err.code, `Cannot export build cache to ${target}: ${err.message}`, { cause: err, ...(err.hint ? { hint: err.hint } : {}) });
-          }
-          throw err;
+          if (ctx.signal?.aborted) throw err;
+          const k = err instanceof KilnError ? err : undefined;
+          throw new KilnError(k?.code ?? 'CACHE_EXPORT', `Cannot export build cache to ${target}: ${(err as Error).message}`, {
+            cause: err,
+            hint: k?.hint ?? 'Add ignore-error=true to the --cache-to value to build anyway.',
+          });
         }
         ctx.onWarning?.(`Cannot export build cache to ${target} (ignored): ${(err as Error).message}`);
       }

@@ -200,7 +200,8 @@ export class ImportingCacheStore extends CacheStore {
 
   override async put(record: CacheRecord): Promise<void> {
     await super.put(record);
-    this.used.set(record.key, record);
+    // A copy: the engine keeps changing the state object it passed in.
+    this.used.set(record.key, JSON.parse(JSON.stringify(record)) as CacheRecord);
   }
 
   /**
