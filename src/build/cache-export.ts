@@ -14,7 +14,7 @@ import { MediaType, layerCompression, layerMediaType } from '../oci/media-types.
 import { hostPlatform, parsePlatform, type Platform } from '../oci/platform.js';
 import { kilnRoot } from '../util/paths.js';
 import { mapLimit, openRegistryClient, pushImage, type RegistryClient } from '../registry/index.js';
-import { INLINE_CACHE_FIELD, cacheManifest, encodeCacheDocument, selectRecords } from './cache-manifest.js';
+import { type CacheDocument, INLINE_CACHE_FIELD, cacheManifest, encodeCacheDocument, selectRecords } from './cache-manifest.js';
 import { CacheImport, ImportingCacheStore, LOCAL_CACHE_TAG, lazyContentStore } from './cache-import.js';
 import { parseCacheFrom, parseCacheTo, type CacheFromSpec, type CacheToSpec } from './cache-spec.js';
 import type { CacheRecord } from './cache-store.js';
@@ -154,9 +154,23 @@ export interface InlineImage {
  * manifest points at it. Other bytes of config and manifest are unchanged.
  */
 export async function attachInlineCache(store: ContentStore, image: InlineImage, records: Iterable<CacheRecord>, layers: readonly Descriptor[]): Promise<InlineImage> {
-  const selected = selectRecords(records, 'min', layers);
+  return rewriteInlineField(store, image, encodeCacheDocument(selectRecords(records, 'min', layers)));
+}
+
+/**
+ * The image without inline cache: a base image's field, inherited through
+ * its config, is dropped (BuildKit drops moby.buildkit.cache.v0 likewise).
+ * The image is returned as is when it has none.
+ */
+export async function stripInlineCache(store: ContentStore, image: InlineImage): Promise<InlineImage> {
+  const config = JSON.parse(image.configBytes.toString('utf8')) as Record<string, unknown>;
+  return INLINE_CACHE_FIELD in config ? rewriteInlineField(store, image, undefined) : image;
+}
+
+async function rewriteInlineField(store: ContentStore, image: InlineImage, doc: CacheDocument | undefined): Promise<InlineImage> {
   const config = JSON.parse(image.configBytes.toString('utf8')) as ImageConfig & Record<string, unknown>;
-  config[INLINE_CACHE_FIELD] = encodeCacheDocument(selected);
+  delete config[INLINE_CACHE_FIELD];
+  if (doc) config[INLINE_CACHE_FIELD] = doc;
   const configBytes = Buffer.from(JSON.stringify(config));
   const cfg = await store.write(configBytes, { what: 'image config' });
   const manifest = JSON.parse(image.manifestBytes.toString('utf8')) as Manifest;
@@ -225,7 +239,7 @@ export async function openBuildCache(o: BuildCacheOptions): Promise<BuildCache> 
     store,
     cacheStore,
     imported,
-    finishImage: (image, layers) => (inline ? attachInlineCache(store, image, cacheStore.used.values(), layers) : Promise.resolve(image)),
+    finishImage: (image, layers) => (inline ? attachInlineCache(store, image, cacheStore.used.values(), layers) : stripInlineCache(store, image)),
     exportCache: (layers) =>
       exportCache(o.cacheTo, {
         store,

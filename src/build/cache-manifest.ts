@@ -67,7 +67,9 @@ export function encodeCacheDocument(records: readonly CacheRecord[]): CacheDocum
     });
     const parts: CacheKeyParts = { ...r.parts };
     if (parts.sources) parts.sources = { digest: parts.sources.digest, files: {} };
-    out.push({ key: r.key, parts, layers: refs, config: r.state.config });
+    // A base image's own inline cache is not part of this build's state.
+    const { [INLINE_CACHE_FIELD]: _inherited, ...config } = r.state.config as ImageConfig & Record<string, unknown>;
+    out.push({ key: r.key, parts, layers: refs, config: config as ImageConfig });
   }
   return { version: 1, layers, records: out };
 }

@@ -157,6 +157,20 @@ test('--explain on the second store names the one changed file', async () => {
   }
 });
 
+test('an image built FROM a kiln-pushed image does not inherit its inline cache', async () => {
+  const dir = join(env.work, 'child');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'Dockerfile'), `FROM ${env.repo}:latest\nRUN echo child > /child\n`);
+  const local = await build({ context: dir, kilnRoot: rootB(), tags: ['child:1'] });
+  const cfg = JSON.parse((await openContentStore(rootB()).read(local.config.digest)).toString());
+  assert.not.ok(INLINE_CACHE_FIELD in cfg, 'no inherited field without push');
+  await build({ context: dir, kilnRoot: rootB(), tags: [`${env.reg.host}/child:1`], push: true });
+  const pushed = await rawConfig(`${env.reg.host}/child:1`);
+  const doc = pushed[INLINE_CACHE_FIELD];
+  assert.ok(doc, 'own inline cache when pushed');
+  for (const r of doc.records) assert.not.ok(INLINE_CACHE_FIELD in r.config, 'records hold no nested cache');
+});
+
 test('a missing --cache-from ref is a warning, not a failure', async () => {
   const r = await kbuild(rootB(), { cacheFrom: [`${env.repo}:nope`], tags: ['app:again'] });
   const warnings = r.events.filter((e) => e.type === 'warning').map((e) => (e as { message: string }).message);
