@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -107,6 +107,20 @@ t('usage errors: unknown image, bad arguments', async ({ env }) => {
   assert.is(tag.code, 2);
   const pull = await kiln(['pull'], env);
   assert.is(pull.code, 2);
+});
+
+t('two kiln pull processes into the same store at once both succeed; the store stays consistent', async ({ env, ref, work }) => {
+  const shared = { ...env, KILN_ROOT: join(work, 'shared-root') };
+  const [a, b] = await Promise.all([kiln(['pull', '-q', ref], shared), kiln(['pull', '-q', ref], shared)]);
+  assert.is(a.code, 0, a.err);
+  assert.is(b.code, 0, b.err);
+  const v = await kiln(['store', 'verify', '--json'], shared);
+  assert.is(v.code, 0, v.out);
+  const report = JSON.parse(v.out);
+  assert.is(report.checked, 3);
+  const store = new OciLayoutStore(shared.KILN_ROOT);
+  assert.equal((await store.listTags()).map((x) => x.name), [ref]);
+  assert.equal(await readdir(join(shared.KILN_ROOT, 'ingest')), []);
 });
 
 t.run();
