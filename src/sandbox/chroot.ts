@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { HostError } from '../errors.js';
+import { runChrootWithoutNamespaces } from './chroot-plain.js';
 import { prepareRun, type PreparedMount } from './prepare-run.js';
 import { runtimeDir } from './runtime-files.js';
 import { envFix, helperArgv, helperMounts, setgroupsAllowed, setprivHelper, splitHostEnv } from './setpriv-helper.js';
@@ -19,7 +20,11 @@ const NS_SETS = [
 
 let probed: Promise<{ ns: string[]; net: boolean }> | undefined;
 
-/** Which namespaces unshare can create here (cached for the process). */
+/**
+ * Which namespaces unshare can create here (cached for the process); ns = []
+ * when not even a mount namespace (the step then runs by plain chroot, see
+ * chroot-plain.ts), a HostError when kiln cannot chroot either.
+ */
 export function probeChrootNamespaces(unshare: string): Promise<{ ns: string[]; net: boolean }> {
   probed ??= (async () => {
     for (const ns of NS_SETS) {
@@ -34,9 +39,12 @@ export function probeChrootNamespaces(unshare: string): Promise<{ ns: string[]; 
         // try fewer namespaces
       }
     }
-    throw new HostError('Cannot use chroot isolation: kiln cannot create a mount namespace here', {
-      code: 'HOST_NO_MOUNT_NS',
-      hint: 'Run kiln as root (or with CAP_SYS_ADMIN) inside the container, e.g. docker run --cap-add SYS_ADMIN, or allow user namespaces.',
+    const chroot = which('chroot');
+    const canChroot = chroot ? await execFileP(chroot, ['/', 'true'], { timeout: 10_000 }).then(() => true, () => false) : false;
+    if (canChroot) return { ns: [], net: false };
+    throw new HostError('Cannot use chroot isolation: kiln can neither create a mount namespace nor chroot here', {
+      code: 'HOST_NO_CHROOT',
+      hint: 'Run kiln as root inside the container (docker keeps CAP_SYS_CHROOT by default), or allow user namespaces.',
     });
   })();
   return probed;
@@ -46,7 +54,8 @@ export function probeChrootNamespaces(unshare: string): Promise<{ ns: string[]; 
  * chroot isolation, for hosts where no user namespace can be created (inside
  * an unprivileged container). RUN is NOT isolated from the host the way bwrap
  * and runc isolate it: it shares the host's users, and (when the host refuses
- * a pid namespace) its processes. runtime/chroot-run.sh mounts /proc, a minimal
+ * a pid namespace) its processes. Where not even a mount namespace is allowed,
+ * it falls back to a plain chroot (chroot-plain.ts). runtime/chroot-run.sh mounts /proc, a minimal
  * /dev and the step's mounts in a private mount namespace, then
  * `unshare --root --wd` chroots and the setpriv helper switches to USER.
  */
@@ -67,6 +76,10 @@ export class ChrootExecutor implements Executor {
 
   async run(req: RunRequest, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const { ns, net } = await probeChrootNamespaces(this.#unshare);
+    if (ns.length === 0) {
+      await runChrootWithoutNamespaces(which('chroot')!, await setprivHelper(), req, opts);
+      return;
+    }
     if (req.network === 'none' && !net) {
       throw new HostError('Cannot run with --network=none: this host does not allow kiln to create a network namespace', {
         code: 'HOST_NO_NET_NS',

@@ -174,7 +174,7 @@ function privateTmpBase(): string {
   return tmpdir();
 }
 
-async function prepareCwd(rootfs: string, cwd: string): Promise<string> {
+export async function prepareCwd(rootfs: string, cwd: string): Promise<string> {
   const wanted = posix.normalize('/' + (cwd || '/'));
   const host = await resolveInRoot(rootfs, wanted);
   if (!isInside(rootfs, host)) {

@@ -1,6 +1,6 @@
 import { HostError, UsageError } from '../errors.js';
 import { BwrapExecutor } from './bwrap.js';
-import { ChrootExecutor } from './chroot.js';
+import { ChrootExecutor, probeChrootNamespaces } from './chroot.js';
 import { bwrapWorks, canCreateUserNamespace, type HostProfileKind } from './host-profile.js';
 import { RuncExecutor } from './runc.js';
 import type { Executor, Isolation } from './types.js';
@@ -71,7 +71,10 @@ export async function selectExecutor(isolation: Isolation = 'auto', opts: { prof
             hint: 'Run "kiln doctor" for the exact fix (sysctl, AppArmor or seccomp), or run kiln as root in the container.',
           });
         }
-        return { executor: new ChrootExecutor(), notice: `No user namespaces here: ${CHROOT_NOTICE}` };
+        const chroot = new ChrootExecutor();
+        const { ns } = await probeChrootNamespaces(which('unshare') ?? 'unshare').catch(() => ({ ns: ['?'] }));
+        const plain = ns.length === 0 ? ' No mount namespace either: steps see no /proc, share this container\'s network and processes, and RUN --mount=type=bind|cache|tmpfs and --network=none are refused.' : '';
+        return { executor: chroot, notice: `No user namespaces here: ${CHROOT_NOTICE}${plain}` };
       }
       if (which('bwrap') && (await bwrapWorks()).ok) return { executor: new BwrapExecutor() };
       if (realRoot && which('runc')) return { executor: new RuncExecutor(), notice: 'bwrap is unavailable: RUN steps use runc.' };

@@ -222,6 +222,54 @@ t('no user namespaces (inside bwrap --disable-userns): auto picks chroot and say
   assert.match(res.out, /^inside chroot\n0\n/);
 });
 
+t('a container without CAP_SYS_ADMIN (docker default caps, no namespaces at all): plain chroot, the rootfs put back', async () => {
+  const dir = join(work, 'plain');
+  execFileSync('mkdir', ['-p', dir]);
+  const script = join(work, 'plain.mjs');
+  await writeFile(
+    script,
+    `
+import { selectExecutor } from ${JSON.stringify(join(dist, 'src/sandbox/select-executor.js'))};
+import { makeRootfs } from ${JSON.stringify(join(dist, 'test/helpers/rootfs.js'))};
+import { readdirSync, readFileSync, statSync, writeFileSync, utimesSync } from 'node:fs';
+const rootfs = await makeRootfs(${JSON.stringify(join(dir, 'rootfs'))});
+writeFileSync(rootfs + '/etc/hosts', 'image hosts\\n');
+utimesSync(rootfs + '/etc/hosts', 1000, 1000);
+const { executor, notice } = await selectExecutor('auto');
+const base = { rootfs, env: ['PATH=/bin'], user: { uid: 0, gid: 0, additionalGids: [] }, network: 'host' };
+let out = '';
+await executor.run({ ...base, args: ['/bin/sh', '-c', 'pwd; cat /etc/hosts /run/secrets/s; echo; echo changed >> /etc/hosts'], cwd: '/work',
+  mounts: [{ type: 'file', target: '/run/secrets/s', content: Buffer.from('sec'), mode: 0o400 }], onOutput: (_s, c) => (out += c) }, {});
+let refused;
+try { await executor.run({ ...base, args: ['/bin/true'], cwd: '/', mounts: [{ type: 'tmpfs', target: '/t' }] }, {}); } catch (e) { refused = e.code; }
+console.log(JSON.stringify({ executor: executor.name, notice, out, refused, top: readdirSync(rootfs).sort(), etc: readdirSync(rootfs + '/etc').sort(),
+  hosts: readFileSync(rootfs + '/etc/hosts', 'utf8'), hostsMtime: statSync(rootfs + '/etc/hosts').mtimeMs }));
+`,
+  );
+  const caps = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE'];
+  const r = spawnSync(
+    'bwrap',
+    ['--unshare-user', '--disable-userns', '--unshare-pid', '--cap-drop', 'ALL', ...caps.flatMap((c) => ['--cap-add', `CAP_${c}`]), '--uid', '0', '--gid', '0',
+      '--bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--', process.execPath, script],
+    { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 60_000 },
+  );
+  const line = r.stdout.toString().trim().split('\n').pop() ?? '';
+  let res: { executor: string; notice: string; out: string; refused: string; top: string[]; etc: string[]; hosts: string; hostsMtime: number };
+  try {
+    res = JSON.parse(line);
+  } catch {
+    throw new Error(`runner failed (${r.status}): ${r.stdout}${r.stderr}`);
+  }
+  assert.is(res.executor, 'chroot');
+  assert.match(res.notice, /No mount namespace either/);
+  assert.match(res.out, /^\/work\n127\.0\.0\.1\s+localhost buildkitsandbox\n[\s\S]*sec\n$/);
+  assert.is(res.refused, 'HOST_NO_MOUNT_NS');
+  assert.equal(res.top, ['bin', 'etc', 'root', 'tmp', 'work']);
+  assert.equal(res.etc, ['group', 'hosts', 'passwd']);
+  assert.is(res.hosts, 'image hosts\n');
+  assert.is(res.hostsMtime, 1000_000);
+});
+
 t('kiln doctor reports the no-userns profile with the fix, and chroot isolation', () => {
   const r = spawnSync(
     'bwrap',
