@@ -110,4 +110,18 @@ t('a blocked prefix is refused before any request', async (ctx) => {
   await client.close();
 });
 
+t('an unqualified name tries unqualified-search-registries in order until one has it', async (ctx) => {
+  const client = clientWith(`unqualified-search-registries = ["${ctx.mirrorProxy.host}", "${ctx.primaryProxy.host}"]\n`);
+  const store = new OciLayoutStore(join(ctx.work, 's5'));
+  await pushBusybox(ctx.primaryProxy.host, { repo: 'busybox', tag: 'search' });
+  try {
+    const img = await pullImage('busybox:search', { store, client });
+    assert.is(img.reference, `${ctx.primaryProxy.host}/busybox:search`);
+    assert.ok(ctx.mirrorProxy.log.some((e) => e.path === '/v2/busybox/manifests/search' && e.status === 404));
+    assert.ok(await store.getTag(`${ctx.primaryProxy.host}/busybox:search`));
+  } finally {
+    await client.close();
+  }
+});
+
 t.run();
