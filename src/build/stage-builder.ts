@@ -166,17 +166,8 @@ export class StageBuilder {
       return;
     }
     const ref = this.normalizeRef(this.baseRef!, this.stage.range);
-    const id = `${this.label}/from`;
-    const t0 = Date.now();
-    this.shared.emit({ type: 'step-start', id, stage: this.label, name: `[${this.label} internal] load metadata for ${ref}`, time: t0 });
-    let img;
-    try {
-      img = await this.shared.memo(`image ${ref} ${formatPlatform(p)}`, () => this.shared.runtime.resolveImage(ref, p, { pull: this.shared.opts.pull === true, signal: this.shared.opts.signal }));
-    } catch (err) {
-      this.shared.emit({ type: 'step-done', id, cached: false, durationMs: Date.now() - t0, error: (err as Error).message, time: Date.now() });
-      throw err;
-    }
-    this.shared.emit({ type: 'step-done', id, cached: false, durationMs: Date.now() - t0, time: Date.now() });
+    // Shared by every stage with this base: resolved (and reported) once.
+    const img = await this.shared.memo(`image ${ref} ${formatPlatform(p)}`, () => this.loadImage(ref, p));
     const config = JSON.parse(JSON.stringify(img.config)) as ImageState['config'];
     config.config ??= {};
     if (envGet(config.config.Env, 'PATH') === undefined) config.config.Env = [DEFAULT_PATH, ...(config.config.Env ?? [])];
@@ -184,6 +175,20 @@ export class StageBuilder {
     delete config.created;
     this.state = { config, layers: img.layers.map((l) => ({ ...l })) };
     this.key = sha(`base ${img.manifestDigest} ${formatPlatform(p)}`);
+  }
+
+  private async loadImage(ref: string, p: Platform) {
+    const id = `${this.label}/from`;
+    const t0 = Date.now();
+    this.shared.emit({ type: 'step-start', id, stage: this.label, name: `[internal] load metadata for ${ref}`, time: t0 });
+    try {
+      const img = await this.shared.runtime.resolveImage(ref, p, { pull: this.shared.opts.pull === true, signal: this.shared.opts.signal });
+      this.shared.emit({ type: 'step-done', id, cached: false, durationMs: Date.now() - t0, time: Date.now() });
+      return img;
+    } catch (err) {
+      this.shared.emit({ type: 'step-done', id, cached: false, durationMs: Date.now() - t0, error: (err as Error).message, time: Date.now() });
+      throw err;
+    }
   }
 
   private normalizeRef(ref: string, range: SourceRange): string {
@@ -258,9 +263,10 @@ export class StageBuilder {
     const idx = ++this.stepNo;
     const cfg = containerConfig(this.state);
     const hist = (text: string) => addHistory(this.state, text, true);
-    const meta = (desc: string) => {
-      this.key = sha(`${this.key}\n${desc}`);
-    };
+    // Metadata steps do not enter the running key: what a later step reads of
+    // them (env, workdir, user, shell, arg values) is part of that step's own
+    // key parts, so e.g. a changed LABEL or an ARG nothing reads keeps hits.
+    const meta = (_desc: string) => undefined;
     switch (ins.kind) {
       case 'env': {
         const parts: string[] = [];
@@ -558,9 +564,7 @@ export class StageBuilder {
       return { kind: 'state', state: r.state, key: r.key };
     }
     const ref = this.normalizeRef(from, ins.range);
-    const img = await this.shared.memo(`image ${ref} ${formatPlatform(this.platform)}`, () =>
-      this.shared.runtime.resolveImage(ref, this.platform, { pull: this.shared.opts.pull === true, signal: this.shared.opts.signal }),
-    );
+    const img = await this.shared.memo(`image ${ref} ${formatPlatform(this.platform)}`, () => this.loadImage(ref, this.platform));
     return { kind: 'state', state: { config: img.config, layers: img.layers }, key: `image ${img.manifestDigest}` };
   }
 
@@ -726,6 +730,9 @@ export class StageBuilder {
   ): Promise<void> {
     const sh = this.shared;
     const parts: CacheKeyParts = { ...p, parent: this.key, platform: formatPlatform(this.platform) };
+    // The layer's compression is part of the result: a zstd build does not reuse gzip layers.
+    const comp = sh.opts.compression;
+    if (comp && (comp.compression !== 'gzip' || comp.level !== undefined)) parts.inputs = { ...(parts.inputs ?? {}), compression: `${comp.compression}${comp.level !== undefined ? `,level=${comp.level}` : ''}` };
     const key = cacheKey(parts);
     const id = `${this.label}/${idx}`;
     const name = `[${this.label} ${idx}/${this.stage.instructions.length}] ${ins.original.split('\n')[0]}`;
@@ -739,8 +746,13 @@ export class StageBuilder {
       sh.emit({ type: 'explain', id, name, hit: rec !== undefined, reasons, time: Date.now() });
     }
     if (rec) {
-      // The key covers everything before this step, so the recorded state is this step's result.
-      this.state = cloneState(rec.state);
+      // Take the step's result (layers, its history entry) from the record;
+      // keep this build's config and earlier history.
+      const recHistory = rec.state.config.history ?? [];
+      this.state.layers = rec.state.layers.map((l) => ({ descriptor: { ...l.descriptor }, diffId: l.diffId }));
+      this.state.config.rootfs = { type: 'layers', diff_ids: this.state.layers.map((l) => l.diffId) };
+      const entry = recHistory[recHistory.length - 1];
+      if (entry) (this.state.config.history ??= []).push({ ...entry });
       sh.stats.cached++;
       sh.emit({ type: 'step-start', id, stage: this.label, name, time: Date.now() });
       sh.emit({ type: 'step-done', id, cached: true, durationMs: 0, time: Date.now() });
