@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { HostError } from '../errors.js';
 import { prepareRun, type PreparedMount } from './prepare-run.js';
 import { DEFAULT_CAPS, envFix, HELPER_DIR, helperArgv, splitHostEnv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
@@ -6,6 +8,7 @@ import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
 import { which } from './which.js';
 
+const execFileP = promisify(execFile);
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** /proc entries hidden from RUN (as docker's masked paths). */
@@ -35,6 +38,20 @@ export class BwrapExecutor implements Executor {
   }
 
   async run(req: RunRequest, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const version = await bwrapVersion(this.#bin);
+    if (versionBelow(version, [0, 5, 0])) {
+      throw new HostError(`Cannot use bwrap isolation: bubblewrap ${version.join('.')} is too old (kiln needs 0.5 or later for --clearenv and --perms)`, {
+        code: 'HOST_BWRAP_OLD',
+        hint: 'Upgrade bubblewrap, or pass --isolation runc|chroot.',
+      });
+    }
+    const sized = req.mounts.find((m) => m.type === 'tmpfs' && m.sizeBytes !== undefined);
+    if (sized && versionBelow(version, [0, 8, 0])) {
+      throw new HostError(`Cannot mount a tmpfs of a given size at "${sized.target}": bubblewrap ${version.join('.')} has no --size (0.8 or later)`, {
+        code: 'HOST_BWRAP_OLD',
+        hint: 'Upgrade bubblewrap, drop size= from the tmpfs mount, or pass --isolation runc.',
+      });
+    }
     const helper = await setprivHelper();
     const prep = await prepareRun(req);
     try {
@@ -79,4 +96,22 @@ export class BwrapExecutor implements Executor {
 function mountArgs(m: PreparedMount): string[] {
   if (m.kind === 'tmpfs') return [...(m.sizeBytes !== undefined ? ['--size', String(m.sizeBytes)] : []), '--tmpfs', m.dest];
   return [m.readonly ? '--ro-bind' : '--bind', m.source, m.dest];
+}
+
+let versionCache: Promise<number[]> | undefined;
+
+/** `bwrap --version` as [major, minor, patch] ([0, 0, 0] when unreadable). */
+export function bwrapVersion(bin: string): Promise<number[]> {
+  versionCache ??= execFileP(bin, ['--version'], { timeout: 10_000 }).then(
+    ({ stdout }) => (/(\d+)\.(\d+)(?:\.(\d+))?/.exec(stdout) ?? ['', '0', '0', '0']).slice(1, 4).map((x) => Number(x ?? 0)),
+    () => [0, 0, 0],
+  );
+  return versionCache;
+}
+
+export function versionBelow(v: number[], min: number[]): boolean {
+  for (let i = 0; i < 3; i++) {
+    if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) < min[i]!;
+  }
+  return false;
 }
