@@ -98,10 +98,14 @@ export class Authenticator {
     // Concurrent requests for the same scopes share one token request.
     let pending = this.pending.get(key);
     if (!pending) {
-      pending = this.fetchToken(mergeScopes(scopes, []), creds, signal).finally(() => this.pending.delete(key));
+      // Not tied to this caller's signal: others may be waiting on the same request.
+      pending = this.fetchToken(mergeScopes(scopes, []), creds).finally(() => this.pending.delete(key));
       this.pending.set(key, pending);
     }
-    const tok = await pending;
+    const tok = await (signal ? Promise.race([pending, new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    })]) : pending);
     this.tokens.set(key, tok);
     return `Bearer ${tok.token}`;
   }
