@@ -38,6 +38,16 @@ function mergeScopes(a: string[], b: string[]): string[] {
   return out.sort();
 }
 
+/** `p`, or a rejection as soon as `signal` aborts (the listener is removed either way). */
+function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export class Authenticator {
   readonly host: string;
   private challenge: AuthChallenge | undefined;
@@ -102,10 +112,7 @@ export class Authenticator {
       pending = this.fetchToken(mergeScopes(scopes, []), creds).finally(() => this.pending.delete(key));
       this.pending.set(key, pending);
     }
-    const tok = await (signal ? Promise.race([pending, new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(signal.reason);
-      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-    })]) : pending);
+    const tok = signal ? await abortable(pending, signal) : await pending;
     this.tokens.set(key, tok);
     return `Bearer ${tok.token}`;
   }
