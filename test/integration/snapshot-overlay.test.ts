@@ -151,6 +151,27 @@ t('a kiln killed with SIGKILL leaves a mount; the next one to start removes it',
   assert.equal(await readdir(join(ctx.root, 'snapshots', 'overlay', '.active')), []);
 });
 
+t('release of a busy rootfs (a process still inside) detaches it lazily', async (ctx) => {
+  const s = await createSnapshotter({ root: ctx.root, kind: 'overlay' });
+  await s.createCommitted('base', undefined, (d) => writeFile(join(d, 'f'), 'f'));
+  const r = await s.prepare('busy', 'base');
+  const { spawn } = await import('node:child_process');
+  const sleeper = spawn('sleep', ['30'], { cwd: r.path, stdio: 'ignore' });
+  try {
+    await new Promise((res) => setTimeout(res, 100));
+    await sh(['umount', r.path]).then(
+      () => assert.unreachable('plain umount of a busy mount should fail'),
+      () => undefined,
+    );
+    await r.release();
+    assert.equal(await mountsUnder(ctx.root), []);
+    await s.remove('busy');
+    assert.equal(await readdir(join(ctx.root, 'snapshots', 'overlay', '.active')), []);
+  } finally {
+    sleeper.kill('SIGKILL');
+  }
+});
+
 t('a SIGTERM handler calling unmountAllSync leaves no mount', async (ctx) => {
   const child = runChild({ op: 'sigterm', root: ctx.root, kind: 'overlay' }, { timeoutMs: 60_000 });
   const { path } = JSON.parse(await child.firstLine) as { path: string };
