@@ -1,0 +1,88 @@
+/** COPY semantics on real temp directories (no sandbox needed). */
+import { lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseModeSpec } from '../../../src/build/chmod-spec.js';
+import { copyFiles, expandSource } from '../../../src/build/copy-files.js';
+
+async function rejects(p: Promise<unknown>, re: RegExp, msg?: string): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(re.test((err as Error).message), msg ?? (err as Error).message);
+    return;
+  }
+  assert.unreachable(msg ?? 'should have failed');
+}
+
+async function tree(files: Record<string, string | { link: string }>): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'kiln-copy-unit-'));
+  for (const [p, v] of Object.entries(files)) {
+    await mkdir(join(d, p, '..'), { recursive: true });
+    if (typeof v === 'string') await writeFile(join(d, p), v);
+    else await symlink(v.link, join(d, p));
+  }
+  return d;
+}
+
+test('wildcards expand per component; a missing plain source is "not found"', async () => {
+  const src = await tree({ 'a.go': '1', 'b.go': '2', 'sub/x/y': '3' });
+  const m = await expandSource({ srcRoot: src }, '*.go');
+  assert.equal(m.map((x) => x.rel), ['a.go', 'b.go']);
+  assert.equal((await expandSource({ srcRoot: src }, 'sub/*/y')).map((x) => x.rel), ['sub/x/y']);
+  const dest = await mkdtemp(join(tmpdir(), 'kiln-copy-dest-'));
+  await rejects(copyFiles({ srcRoot: src, fromContext: true, sources: ['missing'], dest: '/', workdir: '/', destRoot: dest }), /not found/);
+  await rm(src, { recursive: true });
+  await rm(dest, { recursive: true });
+});
+
+test('directory contents, trailing slash, file destination, chmod on created dirs', async () => {
+  const src = await tree({ 'd/e/f': 'F', file: 'X' });
+  const dest = await mkdtemp(join(tmpdir(), 'kiln-copy-dest-'));
+  await copyFiles({ srcRoot: src, fromContext: true, sources: ['d'], dest: 'out', workdir: '/w', destRoot: dest });
+  assert.is(await readFile(join(dest, 'w/out/e/f'), 'utf8'), 'F');
+  await copyFiles({ srcRoot: src, fromContext: true, sources: ['file'], dest: '/asdir/', workdir: '/', destRoot: dest });
+  assert.is(await readFile(join(dest, 'asdir/file'), 'utf8'), 'X');
+  await copyFiles({ srcRoot: src, fromContext: true, sources: ['file'], dest: '/asfile', workdir: '/', destRoot: dest });
+  assert.ok((await stat(join(dest, 'asfile'))).isFile());
+  await copyFiles({ srcRoot: src, fromContext: true, sources: ['file'], dest: '/p/q/r', workdir: '/', destRoot: dest, chmod: parseModeSpec('0750') });
+  assert.is((await stat(join(dest, 'p/q'))).mode & 0o7777, 0o750);
+  assert.is((await stat(join(dest, 'p/q/r'))).mode & 0o7777, 0o750);
+  await rm(src, { recursive: true });
+  await rm(dest, { recursive: true });
+});
+
+test('symlinks: named sources are followed inside the root, links inside dirs are kept, a dest link resolves inside the rootfs', async () => {
+  const src = await tree({ real: 'R', link: { link: '/real' }, 'dir/l': { link: '../real' }, escape: { link: '../../../../etc/passwd' } });
+  const dest = await mkdtemp(join(tmpdir(), 'kiln-copy-dest-'));
+  await copyFiles({ srcRoot: src, fromContext: true, sources: ['link'], dest: '/got', workdir: '/', destRoot: dest });
+  assert.is(await readFile(join(dest, 'got'), 'utf8'), 'R', 'an absolute link resolves inside the source root');
+  await copyFiles({ srcRoot: src, fromContext: true, sources: ['dir'], dest: '/dir', workdir: '/', destRoot: dest });
+  assert.is(await readlink(join(dest, 'dir/l')), '../real');
+  await rejects(copyFiles({ srcRoot: src, fromContext: true, sources: ['escape'], dest: '/e', workdir: '/', destRoot: dest }), /not found/, 'a link out of the context resolves inside it (and is missing there)');
+  // Destination: /target is a link to /elsewhere (absolute): files land inside the rootfs.
+  await symlink('/elsewhere', join(dest, 'target'));
+  await copyFiles({ srcRoot: src, fromContext: true, sources: ['real'], dest: '/target/', workdir: '/', destRoot: dest });
+  assert.is(await readFile(join(dest, 'elsewhere/real'), 'utf8'), 'R');
+  assert.ok((await lstat(join(dest, 'target'))).isSymbolicLink());
+  await rm(src, { recursive: true });
+  await rm(dest, { recursive: true });
+});
+
+test('.dockerignore filter: excluded files are skipped, excluded dirs kept only for re-included children', async () => {
+  const src = await tree({ 'keep/a': '1', 'drop/b': '2', 'mixed/x': '3', 'mixed/y': '4' });
+  const dest = await mkdtemp(join(tmpdir(), 'kiln-copy-dest-'));
+  const excluded = (rel: string) => rel === 'drop' || rel.startsWith('drop/') || rel === 'mixed' || (rel.startsWith('mixed/') && rel !== 'mixed/y');
+  const include = (rel: string, isDir: boolean) => !excluded(rel) || (isDir && rel === 'mixed');
+  await copyFiles({ srcRoot: src, fromContext: true, include, sources: ['.'], dest: '/c/', workdir: '/', destRoot: dest });
+  assert.ok(await stat(join(dest, 'c/keep/a')).then(() => true));
+  assert.not.ok(await stat(join(dest, 'c/drop')).then(() => true, () => false));
+  assert.ok(await stat(join(dest, 'c/mixed/y')).then(() => true));
+  assert.not.ok(await stat(join(dest, 'c/mixed/x')).then(() => true, () => false));
+  await rm(src, { recursive: true });
+  await rm(dest, { recursive: true });
+});
+
+test.run();
