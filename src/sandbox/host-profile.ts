@@ -197,10 +197,10 @@ export async function detectHostProfile(): Promise<HostProfile> {
   const runc = which('runc');
   features.push({
     id: 'runc',
-    title: 'runc',
-    ok: Boolean(runc) && uid === 0 && !buildNamespace,
-    detail: runc ? (uid === 0 && !buildNamespace ? runc : `${runc} (kiln uses runc only as real root)`) : 'not installed',
-    ...(runc && uid === 0 && !buildNamespace ? {} : { fix: runc ? 'Optional: use --isolation bwrap when rootless' : 'Optional: apt-get install runc' }),
+    title: 'runc (--isolation runc)',
+    ok: Boolean(runc),
+    detail: runc ? (uid === 0 ? runc : `${runc} (used inside kiln's build namespace, in runc's rootless mode)`) : 'not installed',
+    ...(runc ? {} : { fix: 'Optional: apt-get install runc' }),
   });
   const setpriv = which('setpriv');
   features.push({

@@ -47,10 +47,11 @@ export async function selectExecutor(isolation: Isolation = 'auto', opts: { prof
       return { executor: ex };
     }
     case 'runc':
-      if (!realRoot) {
-        throw new HostError('Cannot use runc isolation: kiln runs runc only as real root', {
+      // As root, or root in kiln's build namespace (runc then runs in its rootless mode).
+      if (uid !== 0) {
+        throw new HostError('Cannot use runc isolation: kiln runs runc as root or in its build user namespace only', {
           code: 'HOST_RUNC_ROOTLESS',
-          hint: 'Use --isolation bwrap (the default) when rootless, or run kiln as root.',
+          hint: 'Use --isolation bwrap (the default), or run a command that enters the build namespace (kiln build).',
         });
       }
       return { executor: new RuncExecutor() };

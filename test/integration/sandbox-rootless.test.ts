@@ -174,6 +174,24 @@ t('rootless with a subuid range: root in the build namespace, chown to 1000 and 
   assert.equal([res3.uid, res3.capEff, res3.nodeChown], [0, '000001ffffffffff', 'ok']);
   assert.equal(res3.uidMap, ['0', String(user.uid), '1', '1', String(start), '65536']);
   assert.is((await stat(join(dir, 'rootfs/tmp/by-1000'))).uid, start + 65533);
+  // The whole shared executor suite, run by that user inside kiln's build namespace.
+  const suiteRunner = join(work, 'suite-ns.mjs');
+  await writeFile(
+    suiteRunner,
+    `import { ensureBuildNamespace } from ${JSON.stringify(join(dist, 'src/sandbox/userns.js'))};\n` +
+      `await ensureBuildNamespace([], { entry: ${JSON.stringify(join(dist, 'test/integration/sandbox-executors.test.js'))} });\n`,
+  );
+  const suite = spawnSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, suiteRunner], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: user.home, FORCE_COLOR: '0' },
+    cwd: dir,
+    timeout: 180_000,
+  });
+  const suiteOut = suite.stdout.toString();
+  assert.is(suite.status, 0, suiteOut + suite.stderr.toString());
+  const total = /Total:\s+(\d+)/.exec(suiteOut)?.[1];
+  assert.ok(Number(total) >= 40, suiteOut);
+  assert.match(suiteOut, new RegExp(`Passed:\\s+${total}\\b`));
+  assert.match(suiteOut, /sandbox executor: bwrap/);
   // kiln doctor, run by that user (outside the namespace), sees the profile.
   const d = doctorAs(user);
   assert.is(d.profile.kind, 'rootless-subuid');
