@@ -217,6 +217,47 @@ COPY --from=d /d /
   for (const f of ['a', 'b', 'c', 'd']) assert.is(await readFile(join(work, 'par', f), 'utf8'), `${f}\n`);
 });
 
+t('ADD of an http URL with --checksum; RUN --mount=type=secret from --secret', async () => {
+  const { createServer } = await import('node:http');
+  const body = 'downloaded-content\n';
+  const srv = createServer((req, res) => {
+    if (req.url === '/files/data.txt') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'last-modified': 'Tue, 01 Oct 2024 10:00:00 GMT' });
+      res.end(body);
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  try {
+    const { createHash } = await import('node:crypto');
+    const sum = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+    const url = `http://127.0.0.1:${port}/files/data.txt`;
+    const out = join(work, 'add-url');
+    ok(await kiln(['build', '-o', `type=local,dest=${out}`, await ctx(`FROM scratch\nADD --checksum=${sum} ${url} /dl/\n`)]));
+    assert.is(await readFile(join(out, 'dl/data.txt'), 'utf8'), body);
+    const wrong = await kiln(['build', await ctx(`FROM scratch\nADD --checksum=sha256:${'0'.repeat(64)} ${url} /dl/\n`)]);
+    assert.is(wrong.code, 1);
+    assert.ok(wrong.stderr.includes('digest mismatch'), wrong.stderr);
+    const missing = await kiln(['build', await ctx(`FROM scratch\nADD http://127.0.0.1:${port}/nope /x\n`)]);
+    assert.ok(missing.stderr.includes('404'), missing.stderr);
+  } finally {
+    srv.close();
+  }
+  const secretFile = join(work, 'token.txt');
+  await writeFile(secretFile, 's3cret');
+  const sout = join(work, 'secret-out');
+  const dir = await ctx('FROM BUSYBOX\nRUN --mount=type=secret,id=tok [ "$(cat /run/secrets/tok)" = s3cret ] && echo ok > /used\n');
+  const r = await kiln(['build', '--secret', `id=tok,src=${secretFile}`, '-o', `type=local,dest=${sout}`, dir]);
+  ok(r);
+  assert.is(await readFile(join(sout, 'used'), 'utf8'), 'ok\n');
+  assert.not.ok(await readFile(join(sout, 'run/secrets/tok'), 'utf8').then(() => true, () => false), 'the secret is not in the image');
+  const miss = await kiln(['build', await ctx('FROM BUSYBOX\nRUN --mount=type=secret,id=absent,required=true true\n')]);
+  assert.ok(miss.stderr.includes('secret absent not found'), miss.stderr);
+});
+
 t('refused features fail with a clear message instead of being ignored', async () => {
   const git = await kiln(['build', await ctx('FROM scratch\nADD https://example.invalid/repo.git /src\n')]);
   assert.ok(git.stderr.includes('git sources') && git.stderr.includes('not supported'), git.stderr);
