@@ -272,10 +272,13 @@ export async function prepareBuildCache(o: {
   platform?: string;
   insecureRegistries?: string[];
   push: boolean;
+  /** --no-cache: nothing is looked up, so nothing is imported (the values are still checked). */
+  noCache?: boolean;
   onEvent?: (e: BuildEvent) => void;
   signal?: AbortSignal;
 }): Promise<BuildCache> {
-  const cacheFrom = (o.cacheFrom ?? []).map(parseCacheFrom);
+  const parsedFrom = (o.cacheFrom ?? []).map(parseCacheFrom);
+  const cacheFrom = o.noCache ? [] : parsedFrom;
   const cacheTo = (o.cacheTo ?? []).map(parseCacheTo);
   const root = o.kilnRoot ?? kilnRoot();
   const emit = o.onEvent;
