@@ -112,6 +112,23 @@ export class StageBuilder {
     // Start every dependency at once (they run in parallel), then wait for all.
     const started = deps.map((d) => this.shared.stageResult(d));
     await Promise.all(started);
+    // ONBUILD triggers of the base may COPY --from other stages: wait for those
+    // too, before this stage takes a job slot (waiting inside one could deadlock).
+    let triggers: string[] = [];
+    if (this.baseKind === 'stage') triggers = (await this.shared.stageResult(this.baseStage!)).state.config.config?.OnBuild ?? [];
+    else if (this.baseKind === 'image') {
+      const ref = this.normalizeRef(this.baseRef!, s.range);
+      triggers = (await this.shared.memo(`image ${ref} ${formatPlatform(this.platform)}`, () => this.loadImage(ref, this.platform))).config.config?.OnBuild ?? [];
+    }
+    const more: number[] = [];
+    for (const t of triggers) {
+      const ins = this.shared.def.parseTrigger(t, s.range);
+      if ((ins.kind === 'copy' || ins.kind === 'add') && ins.from !== undefined) {
+        const d = this.fromStageIndex(ins.from, ins.range);
+        if (d !== undefined) more.push(d);
+      }
+    }
+    await Promise.all(more.map((d) => this.shared.stageResult(d)));
   }
 
   /** The stage index a --from names, undefined for an image; refuses later stages and expansion. */

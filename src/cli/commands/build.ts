@@ -150,11 +150,24 @@ export const buildCommand: Command = {
     const toStdout = outputs.some((o) => o === '-' || /(^|,)dest=-($|,)/.test(o));
     const progress = createProgress(quiet ? 'quiet' : parseProgressMode(flagString(args, 'progress')), io.stderr);
     opts.onEvent = (e) => progress.onEvent(e);
+    const { interruptOnSignals } = await import('../../sandbox/interrupt.js');
+    const interrupt = interruptOnSignals();
+    opts.signal = interrupt.signal;
     let result;
     try {
       const { build } = await import('../../export/build-and-export.js');
       result = await build(opts);
+    } catch (err) {
+      // Interrupted: the step's process tree, mounts and temp dirs are gone; exit 128+signal.
+      const sig = interrupt.received();
+      if (sig) {
+        progress.close();
+        io.stderr.write(`ERROR: build interrupted by ${sig}\n`);
+        return sig === 'SIGINT' ? 130 : 143;
+      }
+      throw err;
     } finally {
+      interrupt.dispose();
       progress.close();
     }
     const iid = flagString(args, 'iidfile');
