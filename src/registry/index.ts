@@ -23,7 +23,8 @@
  *   await client.close();
  *
  * Transport: undici keep-alive Agents (one for verified TLS, one for insecure hosts);
- * HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment are honoured as docker does.
+ * HTTP_PROXY / HTTPS_PROXY / NO_PROXY from the environment are honoured as docker does
+ * (Go net/http rules; loopback is never proxied) — see proxy-dispatcher.ts.
  * Plain HTTP / unverified TLS only for hosts marked insecure in registries.conf, given
  * with --insecure-registry, or loopback (127.0.0.0/8, localhost, ::1) as Docker allows.
  * Auth: anonymous, Basic, Bearer tokens (cached per scope set until expiry, refreshed

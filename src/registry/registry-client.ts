@@ -1,10 +1,11 @@
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher, EnvHttpProxyAgent, request } from 'undici';
+import { Agent, type Dispatcher, request } from 'undici';
 import { DigestMismatchError, KilnError, RegistryError, redactUrl } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, parseDigest, sha256Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { Authenticator } from './authenticator.js';
+import { ProxyDispatcher, proxySettings } from './proxy-dispatcher.js';
 import { type Credentials, loadCredentials } from './docker-config.js';
 import { describeErrorBody, header, isRetryableNetworkError, repositoryScope, retryAfterMs, sleep } from './http-util.js';
 import type { ImageReference } from '../oci/reference.js';
@@ -87,19 +88,12 @@ export class RegistryClient {
     this.log = options.log ?? (() => undefined);
     this.userAgent = options.userAgent ?? 'kiln/0.1';
     const connections = options.connections ?? 8;
-    const env = options.env ?? process.env;
-    const httpProxy = env.HTTP_PROXY || env.http_proxy;
-    const httpsProxy = env.HTTPS_PROXY || env.https_proxy;
-    if (httpProxy || httpsProxy) {
-      // As docker and skopeo do: HTTP(S)_PROXY and NO_PROXY from the environment.
-      const proxy = { httpProxy, httpsProxy, noProxy: env.NO_PROXY ?? env.no_proxy ?? '' } as Record<string, string | undefined>;
-      for (const k of Object.keys(proxy)) if (proxy[k] === undefined) delete proxy[k];
-      const unverified = { rejectUnauthorized: false };
-      this.agent = new EnvHttpProxyAgent({ ...secureAgentDefaults, connections, ...proxy });
-      // requestTls (TLS to the registry through the tunnel) is read by undici's ProxyAgent but missing from the types.
-      const insecureOpts = { ...secureAgentDefaults, connections, ...proxy, connect: unverified, requestTls: unverified } as ConstructorParameters<typeof EnvHttpProxyAgent>[0];
-      this.insecureAgent = new EnvHttpProxyAgent(insecureOpts);
-      this.log(`using proxy settings from the environment (HTTP_PROXY ${httpProxy ? 'set' : 'unset'}, HTTPS_PROXY ${httpsProxy ? 'set' : 'unset'})`);
+    const proxy = proxySettings(options.env ?? process.env);
+    if (proxy) {
+      // As docker and skopeo do: HTTP(S)_PROXY and NO_PROXY from the environment; loopback is never proxied.
+      this.agent = new ProxyDispatcher(proxy, { ...secureAgentDefaults, connections });
+      this.insecureAgent = new ProxyDispatcher(proxy, { ...secureAgentDefaults, connections }, { rejectUnauthorized: false });
+      this.log(`using proxy settings from the environment (HTTP_PROXY ${proxy.httpProxy ? 'set' : 'unset'}, HTTPS_PROXY ${proxy.httpsProxy ? 'set' : 'unset'}, NO_PROXY "${proxy.noProxy}")`);
     } else {
       this.agent = new Agent({ ...secureAgentDefaults, connections });
       this.insecureAgent = new Agent({ ...secureAgentDefaults, connections, connect: { rejectUnauthorized: false } });

@@ -77,13 +77,18 @@ t('plain HTTP only when insecure: loopback by default, refused when that default
   }
 });
 
-/** A forward proxy (CONNECT tunnels and absolute-URI requests) that records what it was asked for. */
+/**
+ * A forward proxy (CONNECT tunnels and absolute-URI requests) that records what it was asked
+ * for and resolves the made-up host "registry.kiln.test" to 127.0.0.1: a request that reaches
+ * that name can only have come through the proxy.
+ */
 async function startForwardProxy(): Promise<{ url: string; seen: string[]; stop(): Promise<void> }> {
   const seen: string[] = [];
+  const resolveHost = (h: string) => (h === 'registry.kiln.test' ? '127.0.0.1' : h);
   const server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
     const u = new URL(req.url!);
-    const up = httpRequest({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: req.method, headers: req.headers }, (ur) => {
+    const up = httpRequest({ host: resolveHost(u.hostname), port: u.port, path: u.pathname + u.search, method: req.method, headers: req.headers }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       ur.pipe(res);
     });
@@ -93,7 +98,7 @@ async function startForwardProxy(): Promise<{ url: string; seen: string[]; stop(
   server.on('connect', (req, socket, head) => {
     seen.push(`CONNECT ${req.url}`);
     const [host, port] = req.url!.split(':');
-    const up = netConnect(Number(port), host, () => {
+    const up = netConnect(Number(port), resolveHost(host!), () => {
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) up.write(head);
       up.pipe(socket);
@@ -113,24 +118,35 @@ async function startForwardProxy(): Promise<{ url: string; seen: string[]; stop(
   };
 }
 
-t('HTTP_PROXY / HTTPS_PROXY from the environment carry registry traffic; NO_PROXY bypasses them', async ({ reg, plain, work }) => {
+t('HTTP_PROXY / HTTPS_PROXY carry registry traffic; NO_PROXY and loopback bypass them', async ({ reg, plain, work }) => {
   const proxy = await startForwardProxy();
-  const env = { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: '' };
-  const viaProxy = new RegistryClient({ env, loopbackInsecure: false, insecureRegistries: [reg.host, plain.host] });
-  const bypass = new RegistryClient({ env: { ...env, NO_PROXY: '127.0.0.1' } });
+  const tlsHost = `registry.kiln.test:${reg.port}`;
+  const plainHost = `registry.kiln.test:${plain.port}`;
+  const env = { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, NO_PROXY: 'other.example' };
+  const viaProxy = new RegistryClient({ env, insecureRegistries: [tlsHost, plainHost] });
+  const noProxy = new RegistryClient({ env: { ...env, NO_PROXY: '.kiln.test' }, insecureRegistries: [tlsHost], retries: 0 });
   try {
-    const a = await pullImage(`${reg.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'p1')), client: viaProxy });
-    const b = await pullImage(`${plain.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'p2')), client: viaProxy });
+    const a = await pullImage(`${tlsHost}/busybox:latest`, { store: new OciLayoutStore(join(work, 'p1')), client: viaProxy });
+    const b = await pullImage(`${plainHost}/busybox:latest`, { store: new OciLayoutStore(join(work, 'p2')), client: viaProxy });
     assert.is(a.descriptor.digest, b.descriptor.digest);
-    assert.ok(proxy.seen.some((l) => l.includes(reg.host)), proxy.seen.join('\n'));
-    assert.ok(proxy.seen.some((l) => l === `CONNECT ${reg.host}`), "HTTPS goes through a CONNECT tunnel");
-    assert.ok(proxy.seen.some((l) => l.includes(plain.host)), proxy.seen.join('\n'));
+    assert.ok(proxy.seen.includes(`CONNECT ${tlsHost}`), proxy.seen.join('\n'));
+    assert.ok(proxy.seen.some((l) => l.includes(plainHost)), proxy.seen.join('\n'));
     const n = proxy.seen.length;
-    await pullImage(`${plain.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'p3')), client: bypass });
+    // Loopback is never proxied (as in Go's net/http, which docker and skopeo use).
+    await pullImage(`${plain.host}/busybox:latest`, { store: new OciLayoutStore(join(work, 'p3')), client: viaProxy });
+    assert.is(proxy.seen.length, n);
+    // NO_PROXY: the made-up name is looked up directly and does not resolve.
+    try {
+      await pullImage(`${tlsHost}/busybox:latest`, { store: new OciLayoutStore(join(work, 'p4')), client: noProxy });
+      assert.unreachable();
+    } catch (err) {
+      assert.instance(err, RegistryError);
+      assert.is((err as RegistryError).code, 'REGISTRY_UNREACHABLE');
+    }
     assert.is(proxy.seen.length, n);
   } finally {
     await viaProxy.close();
-    await bypass.close();
+    await noProxy.close();
     await proxy.stop();
   }
 });
