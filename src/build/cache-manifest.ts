@@ -1,7 +1,7 @@
 import { KilnError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, parseDigest } from '../oci/digest.js';
-import type { ImageConfig, Manifest } from '../oci/manifest.js';
+import type { ContainerConfig, HistoryEntry, ImageConfig, Manifest } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { CacheKeyParts } from './cache-key.js';
 import type { CacheMode } from './cache-spec.js';
@@ -21,16 +21,29 @@ export const INLINE_CACHE_FIELD = 'kiln.cache.v1';
  *
  *   { "version": 1,
  *     "layers":  [ { "descriptor": {…}, "diffId": "sha256:…" }, … ],
- *     "records": [ { "key": "sha256:…", "parts": {…}, "layers": [0, 3], "config": {…} }, … ] }
+ *     "records": [ { "key": "sha256:…", "parts": {…}, "layers": [0], "config": {…} },
+ *                  { "key": "sha256:…", "parts": {…}, "layers": [0, 3],
+ *                    "delta": { "from": 0, "history": [ … ], "config": {…} } }, … ] }
  *
  * A record is the result of one step: the image config after it and the
- * layer stack it produced. Per-file source digests are dropped from the
- * parts (they only serve the local --explain, and can be large).
+ * layer stack it produced. A config is stored whole, or as a delta on an
+ * earlier record's: the history entries appended and, when it changed, the
+ * container config ("config" field); rootfs always follows from the layers.
+ * Per-file source digests are dropped from the parts (they only serve the
+ * local --explain, and can be large).
  */
 export interface CacheDocument {
   version: 1;
   layers: LayerRef[];
-  records: Array<{ key: string; parts: CacheKeyParts; layers: number[]; config: ImageConfig }>;
+  records: EncodedRecord[];
+}
+
+export interface EncodedRecord {
+  key: string;
+  parts: CacheKeyParts;
+  layers: number[];
+  config?: ImageConfig;
+  delta?: { from: number; history: HistoryEntry[]; config?: ContainerConfig };
 }
 
 /** Records of `records` an export of `mode` carries. min: those whose layers are a prefix of the final image's. */
@@ -49,12 +62,34 @@ export function selectRecords(records: Iterable<CacheRecord>, mode: CacheMode, f
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
-/** Encode records (deterministic for the same input: sorted by key, layers in first-use order). */
+/**
+ * What a delta keeps from its base: the key order and every top-level field
+ * but history, config and rootfs (whose values a delta may change).
+ */
+function configFrame(c: ImageConfig): string {
+  const { history: _h, config: _c, rootfs: _r, ...rest } = c;
+  return JSON.stringify([Object.keys(c), rest]);
+}
+
+/**
+ * Encode records. Deterministic for the same input: records ordered by
+ * history length then key, so a delta's base always comes first; layers in
+ * first-use order.
+ */
 export function encodeCacheDocument(records: readonly CacheRecord[]): CacheDocument {
   const layers: LayerRef[] = [];
   const index = new Map<string, number>();
-  const out: CacheDocument['records'] = [];
-  for (const r of [...records].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+  const out: EncodedRecord[] = [];
+  const strip = (c: ImageConfig): ImageConfig => {
+    // A base image's own inline cache is not part of this build's state.
+    const { [INLINE_CACHE_FIELD]: _inherited, ...config } = c as ImageConfig & Record<string, unknown>;
+    return config as ImageConfig;
+  };
+  const ordered = [...records]
+    .map((r) => ({ r, config: strip(r.state.config) }))
+    .sort((a, b) => (a.config.history?.length ?? 0) - (b.config.history?.length ?? 0) || (a.r.key < b.r.key ? -1 : a.r.key > b.r.key ? 1 : 0));
+  const done: Array<{ config: ImageConfig; frame: string; history: string[] }> = [];
+  for (const { r, config } of ordered) {
     const refs = r.state.layers.map((l) => {
       let i = index.get(l.descriptor.digest);
       if (i === undefined) {
@@ -67,9 +102,23 @@ export function encodeCacheDocument(records: readonly CacheRecord[]): CacheDocum
     });
     const parts: CacheKeyParts = { ...r.parts };
     if (parts.sources) parts.sources = { digest: parts.sources.digest, files: {} };
-    // A base image's own inline cache is not part of this build's state.
-    const { [INLINE_CACHE_FIELD]: _inherited, ...config } = r.state.config as ImageConfig & Record<string, unknown>;
-    out.push({ key: r.key, parts, layers: refs, config: config as ImageConfig });
+    const history = (config.history ?? []).map((h) => JSON.stringify(h));
+    const frame = configFrame(config);
+    // Base: the latest earlier record with the same frame whose history prefixes this one's.
+    let from = -1;
+    for (let i = done.length - 1; i >= 0 && from === -1; i--) {
+      const d = done[i]!;
+      if (d.frame === frame && d.history.length <= history.length && d.history.every((h, j) => h === history[j])) from = i;
+    }
+    const enc: EncodedRecord = { key: r.key, parts, layers: refs };
+    if (from === -1) enc.config = config;
+    else {
+      const base = done[from]!;
+      enc.delta = { from, history: (config.history ?? []).slice(base.history.length) };
+      if (config.config !== undefined && JSON.stringify(base.config.config) !== JSON.stringify(config.config)) enc.delta.config = config.config;
+    }
+    done.push({ config, frame, history });
+    out.push(enc);
   }
   return { version: 1, layers, records: out };
 }
@@ -97,11 +146,24 @@ export function decodeCacheDocument(value: unknown, where: string): CacheRecord[
     }
     return { descriptor: { mediaType: d.mediaType, digest: d.digest as Digest, size: d.size }, diffId: l.diffId };
   });
+  const configs: ImageConfig[] = [];
   return doc.records.map((r, i) => {
     if (!r || typeof r.key !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(r.key)) throw invalid(where, `record ${i} has no valid key`);
     if (!Array.isArray(r.layers) || !r.layers.every((n) => Number.isInteger(n) && n >= 0 && n < layers.length)) throw invalid(where, `record ${i} names a layer that is not listed`);
-    if (!r.config || typeof r.config !== 'object' || !r.parts || typeof r.parts !== 'object') throw invalid(where, `record ${i} has no config or parts`);
-    const state = { config: r.config, layers: r.layers.map((n) => ({ ...layers[n]!, descriptor: { ...layers[n]!.descriptor } })) };
+    if (!r.parts || typeof r.parts !== 'object') throw invalid(where, `record ${i} has no config or parts`);
+    let config: ImageConfig;
+    if (r.config && typeof r.config === 'object' && r.delta === undefined) config = r.config;
+    else if (r.config === undefined && r.delta && typeof r.delta === 'object') {
+      const { from, history, config: cc } = r.delta;
+      if (!Number.isInteger(from) || from < 0 || from >= i) throw invalid(where, `record ${i}'s delta is based on record ${JSON.stringify(from)}, not an earlier one`);
+      if (!Array.isArray(history) || (cc !== undefined && (cc === null || typeof cc !== 'object'))) throw invalid(where, `record ${i} has a malformed delta`);
+      const base = JSON.parse(JSON.stringify(configs[from])) as ImageConfig;
+      config = { ...base, history: [...(base.history ?? []), ...history] };
+      if (cc !== undefined) config.config = cc;
+      config.rootfs = { type: 'layers', diff_ids: r.layers.map((n) => layers[n]!.diffId) };
+    } else throw invalid(where, `record ${i} has no config or parts`);
+    configs.push(config);
+    const state = { config: JSON.parse(JSON.stringify(config)) as ImageConfig, layers: r.layers.map((n) => ({ ...layers[n]!, descriptor: { ...layers[n]!.descriptor } })) };
     const diffIds = state.layers.map((l) => l.diffId);
     const rootfs = state.config.rootfs?.diff_ids ?? [];
     if (rootfs.length !== diffIds.length || rootfs.some((d, j) => d !== diffIds[j])) throw invalid(where, `record ${i}'s config does not match its layers`);

@@ -109,6 +109,7 @@ test('pushed images carry inline cache by default (--target builder as :builder,
     assert.ok(doc, `:${tag} config has ${INLINE_CACHE_FIELD}`);
     assert.is(doc.version, 1);
     assert.ok(doc.records.length >= 2, `:${tag} carries its steps (${doc.records.length})`);
+    assert.ok(doc.records.slice(1).every((r: { delta?: unknown }) => r.delta), `:${tag}: each later step is a config delta`);
     // Every blob an inline record names is a layer of the image itself.
     const summary = await skopeoInspect(`${env.repo}:${tag}`);
     for (const layer of doc.layers) assert.ok(summary.Layers.includes(layer.descriptor.digest), `${layer.descriptor.digest} is a layer of :${tag}`);

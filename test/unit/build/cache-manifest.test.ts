@@ -47,6 +47,37 @@ test('encode lists each blob once and drops per-file digests; decode restores th
   assert.equal(m.layers.map((l) => l.digest), [h('a'), h('b'), h('c')]);
 });
 
+test('a step config is stored as a delta on the step before it; decode rebuilds it exactly', () => {
+  const chain = (key: string, hist: string[], env: string[] | undefined, ls: Array<ReturnType<typeof layer>>): CacheRecord => ({
+    ...record(key, ls),
+    state: {
+      config: { architecture: 'amd64', os: 'linux', ...(env ? { config: { Env: env } } : {}), rootfs: { type: 'layers', diff_ids: ls.map((l) => l.diffId) }, history: hist.map((h) => ({ created_by: h })) },
+      layers: ls,
+    },
+  });
+  const r1 = chain('7', ['FROM'], [], [base]);
+  const r2 = chain('5', ['FROM', 'ENV A=1', 'RUN b'], ['A=1'], [base, run1]);
+  const r3 = chain('6', ['FROM', 'ENV A=1', 'RUN b', 'COPY c'], ['A=1'], [base, run1, copy]);
+  const other = { ...chain('4', ['FROM', 'RUN x'], undefined, [base]), state: { ...chain('4', ['FROM', 'RUN x'], undefined, [base]).state, config: { ...chain('4', ['FROM', 'RUN x'], undefined, [base]).state.config, architecture: 'arm64' } } };
+  const doc = encodeCacheDocument([r3, other, r2, r1]);
+  assert.equal(doc.records.map((r) => r.key), [h('7'), h('4'), h('5'), h('6')], 'by history length, then key');
+  assert.ok(doc.records[0]!.config && !doc.records[0]!.delta);
+  assert.ok(doc.records[1]!.config && !doc.records[1]!.delta, 'other fields (architecture, no container config): stored whole');
+  assert.equal(doc.records[2]!.delta, { from: 0, history: [{ created_by: 'ENV A=1' }, { created_by: 'RUN b' }], config: { Env: ['A=1'] } });
+  assert.equal(doc.records[3]!.delta, { from: 2, history: [{ created_by: 'COPY c' }] });
+  const back = new Map(decodeCacheDocument(JSON.parse(JSON.stringify(doc)), 'test').map((r) => [r.key, r]));
+  for (const r of [r1, r2, r3, other]) {
+    assert.equal(back.get(r.key)!.state, r.state);
+    assert.is(JSON.stringify(back.get(r.key)!.state.config), JSON.stringify(r.state.config), 'same key order too');
+  }
+  const bad = JSON.parse(JSON.stringify(doc));
+  bad.records[2].delta.from = 2;
+  assert.throws(() => decodeCacheDocument(bad, 'x'), /record 2's delta is based on record 2, not an earlier one/);
+  bad.records[2].delta.from = 0;
+  bad.records[2].delta.history = 'nope';
+  assert.throws(() => decodeCacheDocument(bad, 'x'), /record 2 has a malformed delta/);
+});
+
 test('decode refuses malformed documents (untrusted input)', () => {
   const good = () => JSON.parse(JSON.stringify(encodeCacheDocument([final]))) as any;
   const bad: Array<[string, (d: any) => unknown]> = [
