@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import type { BlobInfo, ContentStore } from '../content/types.js';
 import { DigestMismatchError, RegistryError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -29,7 +28,7 @@ export async function fetchBlob(client: RegistryClient, ep: Endpoint, desc: Desc
   const what = opts.what ?? `blob "${desc.digest}" of "${ep.host}/${ep.repository}"`;
   for (let full = 0; ; full++) {
     try {
-      return await store.ingest(Readable.from(resumableBody(client, ep, desc, what, opts)), { digest: desc.digest, size: desc.size, what });
+      return await store.ingest(resumableBody(client, ep, desc, what, opts), { digest: desc.digest, size: desc.size, what });
     } catch (err) {
       if (err instanceof DigestMismatchError && full === 0) {
         client.log(`  ${what}: digest mismatch, downloading again`);
