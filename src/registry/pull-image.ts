@@ -16,7 +16,7 @@ export interface PullOptions {
   client: RegistryClient;
   /** Platform chosen from an index (default: the host's). */
   platform?: Platform;
-  /** Parallel blob downloads (default 3, as Docker). */
+  /** Parallel blob downloads (default 4: Docker uses 3, containers/image 6; 4 measured best on 2 cores). */
   concurrency?: number;
   /** Tag the pulled image in the store under its normalised reference (default true). */
   tag?: boolean;
@@ -89,7 +89,7 @@ async function pullFrom(ref: ImageReference, ep: Endpoint, opts: PullOptions): P
   if (doc.kind !== 'manifest') throw new KilnError('MANIFEST_INVALID', `Invalid manifest "${ref}"`);
   const manifest = doc.manifest;
   const blobs = [manifest.config, ...manifest.layers];
-  await mapLimit(blobs, opts.concurrency ?? 3, async (d, i) => {
+  await mapLimit(blobs, opts.concurrency ?? 4, async (d, i) => {
     if (d.urls?.length && (d.mediaType.includes('foreign') || d.mediaType.includes('nondistributable'))) {
       throw new KilnError('LAYER_FOREIGN', `Cannot pull "${ref}": layer ${i} is a foreign (non-distributable) layer`, { hint: 'Windows base images are not supported.' });
     }
