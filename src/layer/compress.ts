@@ -149,13 +149,13 @@ async function* blocks(src: AsyncIterable<Buffer>, size: number): AsyncGenerator
  * gzip on every core: the input is cut into GZIP_BLOCK blocks, each compressed
  * into an independent gzip member on a worker thread, members emitted in
  * order. A multi-member stream is valid gzip (RFC 1952 §2.2) and the output is
- * a pure function of input and level. At most 2×threads blocks are in flight,
+ * a pure function of input and level. At most 4×threads blocks are in flight (deep enough that workers keep busy while this thread is descheduled),
  * so a slow consumer stops the reading (backpressure).
  */
 export async function* parallelGzip(src: AsyncIterable<Buffer>, level = 6, threads = availableParallelism()): AsyncGenerator<Buffer> {
   const pool = new GzipPool(Math.max(1, threads), level);
   const inflight: Array<Promise<Buffer>> = [];
-  const max = Math.max(2, threads * 2);
+  const max = Math.max(2, threads * 4);
   try {
     let any = false;
     for await (const block of blocks(src, GZIP_BLOCK)) {

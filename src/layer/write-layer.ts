@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { ContentStore } from '../content/types.js';
 import type { Digest } from '../oci/digest.js';
 import { layerMediaType } from '../oci/media-types.js';
@@ -30,7 +31,9 @@ export async function writeLayer(store: ContentStore, options: WriteLayerOptions
     }
   }
   const spec = options.level === undefined ? { compression: options.compression } : { compression: options.compression, level: options.level };
-  const info = await store.ingest(compress(hashed(), spec, options.threads), { what: `layer of "${options.root}"` });
+  // A byte-mode stream with a 1 MiB buffer: object mode would buffer 16 chunks ahead.
+  const body = Readable.from(compress(hashed(), spec, options.threads), { objectMode: false, highWaterMark: 1024 * 1024 });
+  const info = await store.ingest(body, { what: `layer of "${options.root}"` });
   return {
     descriptor: { mediaType: layerMediaType(options.compression, options.oci ?? true), digest: info.digest, size: info.size },
     diffId: `sha256:${diffHash.digest('hex')}` as Digest,
