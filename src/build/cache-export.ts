@@ -252,7 +252,10 @@ export async function openBuildCache(o: BuildCacheOptions): Promise<BuildCache> 
       }),
     async close() {
       try {
-        if (imported) await cacheStore.keepImported(o.store);
+        if (imported) {
+          await cacheStore.keepImported(o.store);
+          if (cacheStore.importedHits.size) o.onInfo?.(`cache import: ${cacheStore.importedHits.size} steps reused, ${imported.fetched.length} of ${imported.blobCount} imported blobs fetched`);
+        }
       } finally {
         if (client) await (await client).close();
       }

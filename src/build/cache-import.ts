@@ -124,6 +124,11 @@ export class CacheImport {
     return { records, source };
   }
 
+  /** How many distinct blobs the imported records use. */
+  get blobCount(): number {
+    return this.blobs.size;
+  }
+
   /** Whether an imported record uses this blob. */
   knows(digest: Digest): boolean {
     return this.blobs.has(digest);

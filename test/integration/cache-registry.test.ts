@@ -136,6 +136,9 @@ test('second empty store: --cache-from :builder and :latest reuse the builder st
   assert.ok(runLayers.length >= 1);
   for (const d of runLayers) assert.not.ok(await storeB.stat(d as Digest), `builder layer ${d} not fetched`);
   for (const l of warm.result.layers) assert.ok(await storeB.stat(l.digest), `final layer ${l.digest} present`);
+  const summary = warm.events.find((e) => e.type === 'info' && e.message.startsWith('cache import: '));
+  assert.ok(summary, 'import summary reported');
+  assert.match((summary as { message: string }).message, new RegExp(`^cache import: ${warm.result.stats.steps} steps reused, \\d+ of \\d+ imported blobs fetched$`));
   const ratio = warm.ms / cold.ms;
   console.log(`  cold ${cold.ms.toFixed(0)} ms, --cache-from on an empty store ${warm.ms.toFixed(0)} ms, ratio ${ratio.toFixed(3)}`);
   assert.ok(ratio <= 0.35, `ratio ${ratio.toFixed(3)} ≤ 0.35`);
