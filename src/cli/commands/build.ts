@@ -47,6 +47,17 @@ function parseSecret(v: string): SecretSpec {
   return spec as SecretSpec;
 }
 
+async function readStdinBytes(stdin: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks);
+}
+
+/** gzip magic, or a ustar header. */
+function isArchive(b: Buffer): boolean {
+  return (b.length > 2 && b[0] === 0x1f && b[1] === 0x8b) || (b.length >= 262 && b.toString('latin1', 257, 262) === 'ustar');
+}
+
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of stdin) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
@@ -56,7 +67,7 @@ async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
 export const buildCommand: Command = {
   name: 'build',
   summary: 'Build an image from a Dockerfile',
-  usage: 'build [flags] PATH | -',
+  usage: 'build [flags] PATH | - (Dockerfile or context tar on stdin)',
   needsNamespace: true,
   details: [
     'PATH is the build context directory; "-" reads the Dockerfile from stdin (empty context).',
@@ -100,11 +111,25 @@ export const buildCommand: Command = {
     const file = flagString(args, 'file');
     const opts: BuildOptions = {};
     if (ctxArg === '-') {
-      if (file !== undefined && file !== '-') throw new UsageError('Cannot use -f with context "-": the Dockerfile comes from stdin');
-      opts.dockerfileText = await readStdin(io.stdin);
+      const data = await readStdinBytes(io.stdin);
       const { mkdtemp } = await import('node:fs/promises');
       const { tmpdir } = await import('node:os');
-      opts.context = await mkdtemp(resolve(tmpdir(), 'kiln-empty-ctx-'));
+      opts.context = await mkdtemp(resolve(tmpdir(), 'kiln-stdin-ctx-'));
+      if (isArchive(data)) {
+        // A context tar (plain or gzip) on stdin, as `docker build - < ctx.tar`.
+        const { execFile } = await import('node:child_process');
+        await new Promise<void>((res, rej) => {
+          const gz = data[0] === 0x1f && data[1] === 0x8b;
+          const c = execFile('tar', ['-x', ...(gz ? ['-z'] : []), '-C', opts.context!, '-f', '-'], { timeout: 600_000 }, (err, _o, stderr) =>
+            err ? rej(new UsageError(`Cannot read the build context tar from stdin: ${stderr.trim() || err.message}`)) : res(),
+          );
+          c.stdin!.end(data);
+        });
+        opts.file = resolve(opts.context, file ?? 'Dockerfile');
+      } else {
+        if (file !== undefined && file !== '-') throw new UsageError('Cannot use -f with context "-": the Dockerfile comes from stdin');
+        opts.dockerfileText = data.toString('utf8');
+      }
     } else {
       opts.context = resolve(io.cwd, ctxArg);
       if (file === '-') opts.dockerfileText = await readStdin(io.stdin);
