@@ -46,7 +46,8 @@ export interface CacheExportContext {
  */
 export async function exportCache(specs: readonly CacheToSpec[], ctx: CacheExportContext): Promise<void> {
   const records = [...ctx.records];
-  await Promise.all(
+  // Every export finishes (or fails) before this returns: the caller then closes the client.
+  const settled = await Promise.allSettled(
     specs.map(async (spec) => {
       if (spec.type === 'inline') return;
       const target = spec.type === 'registry' ? `"${spec.ref}"` : `local directory "${spec.dest}"`;
@@ -75,6 +76,8 @@ export async function exportCache(specs: readonly CacheToSpec[], ctx: CacheExpor
       }
     }),
   );
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Store the CacheDocument and its manifest; returns the manifest descriptor and every blob it names. */
