@@ -82,7 +82,10 @@ export async function pushImage(store: ContentStore, source: Descriptor, ref: st
       for (const child of doc.index.manifests) {
         if (!(await store.stat(child.digest))) {
           if (await client.headManifest(ep, child.digest, opts.signal)) continue;
-          throw new NotFoundError(`Cannot push "${target}": manifest "${child.digest}" of the index is not in the store or the registry`);
+          const plat = child.platform ? ` (${[child.platform.os, child.platform.architecture, child.platform.variant].filter(Boolean).join('/')})` : '';
+          throw new NotFoundError(`Cannot push "${target}": manifest "${child.digest}"${plat} of the index is not in the store or the registry`, {
+            hint: 'Only one platform of this image was pulled: push that platform alone (kiln push --platform OS/ARCH …).',
+          });
         }
         await pushManifest(child, child.digest);
       }

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { OciLayoutStore } from '../../src/content/index.js';
+import { writeImage, writeIndex } from '../../src/image/index.js';
+import { pullImage, pushImage, RegistryClient } from '../../src/registry/index.js';
 import { pushBusybox } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { kilnBin } from '../helpers/repo.js';
@@ -121,6 +123,31 @@ t('two kiln pull processes into the same store at once both succeed; the store s
   const store = new OciLayoutStore(shared.KILN_ROOT);
   assert.equal((await store.listTags()).map((x) => x.name), [ref]);
   assert.equal(await readdir(join(shared.KILN_ROOT, 'ingest')), []);
+});
+
+t('push of a multi-platform image pulled for one platform: refused with a hint, then --platform pushes that one', async ({ env, reg, work }) => {
+  // A two-platform index in the registry, made with the library (the arm64 entry reuses the layer).
+  const lib = new OciLayoutStore(join(work, 'lib'));
+  const client = new RegistryClient();
+  let amdDigest: string;
+  try {
+    const amd = await pullImage(`${reg.host}/busybox:latest`, { store: lib, client, platform: { os: 'linux', architecture: 'amd64' } });
+    amdDigest = amd.descriptor.digest;
+    const arm = await writeImage(lib, { config: { ...amd.config, architecture: 'arm64', variant: 'v8' }, layers: amd.layers });
+    const idx = await writeIndex(lib, [{ ...amd.descriptor, platform: { os: 'linux', architecture: 'amd64' } }, arm.descriptor]);
+    await pushImage(lib, idx.descriptor, `${reg.host}/multi:1`, { client });
+  } finally {
+    await client.close();
+  }
+  const e = { ...env, KILN_ROOT: join(work, 'multi-root') };
+  assert.is((await kiln(['pull', '-q', '--platform', 'linux/amd64', `${reg.host}/multi:1`], e)).code, 0);
+  const refused = await kiln(['push', `${reg.host}/multi:1`, `${reg.host}/multi-copy:1`], e);
+  assert.is(refused.code, 1);
+  assert.match(refused.err, '(linux/arm64/v8) of the index is not in the store or the registry');
+  assert.match(refused.err, 'kiln push --platform');
+  const ok = await kiln(['push', '--platform', 'linux/amd64', `${reg.host}/multi:1`, `${reg.host}/multi-copy:1`], e);
+  assert.is(ok.code, 0, ok.err);
+  assert.match(ok.out, `${reg.host}/multi-copy:1@${amdDigest}`);
 });
 
 t.run();
