@@ -191,7 +191,8 @@ export class StageBuilder {
     config.history ??= [];
     delete config.created;
     this.state = { config, layers: img.layers.map((l) => ({ ...l })) };
-    this.key = sha(`base ${img.manifestDigest} ${formatPlatform(p)}`);
+    // Kept readable: --explain reports a changed base digest from it.
+    this.key = `base:${img.manifestDigest}`;
   }
 
   private async loadImage(ref: string, p: Platform) {

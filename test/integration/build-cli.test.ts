@@ -44,9 +44,9 @@ interface Ran {
 }
 
 /** Run kiln with a timeout; never throws for a non-zero exit. */
-function kiln(args: string[], opts: { stdin?: string; cwd?: string; timeoutMs?: number } = {}): Promise<Ran> {
+function kiln(args: string[], opts: { stdin?: string; cwd?: string; timeoutMs?: number; root?: string } = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [kilnBin, ...args], { cwd: opts.cwd ?? work, env: { ...process.env, KILN_ROOT: root }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [kilnBin, ...args], { cwd: opts.cwd ?? work, env: { ...process.env, KILN_ROOT: opts.root ?? root }, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -287,6 +287,28 @@ t('ADD of an http URL with --checksum; RUN --mount=type=secret from --secret', a
   assert.not.ok(await readFile(join(sout, 'run/secrets/tok'), 'utf8').then(() => true, () => false), 'the secret is not in the image');
   const miss = await kiln(['build', await ctx('FROM BUSYBOX\nRUN --mount=type=secret,id=absent,required=true true\n')]);
   assert.ok(miss.stderr.includes('secret absent not found'), miss.stderr);
+});
+
+t('--pull re-resolves a moved tag; --explain names the base digest change', async () => {
+  const base = `${reg.host}/movable:1`;
+  // Pushed from a separate store, so this test's store keeps its own (old) tag.
+  const mk = async (content: string) => {
+    const d = await ctx(`FROM BUSYBOX\nRUN echo -n ${content} > /version\n`);
+    ok(await kiln(['build', '-t', base, '--push', d], { root: join(work, 'pusher-root') }));
+  };
+  await mk('v1');
+  const dir = await ctx(`FROM ${base}\nRUN cat /version > /seen\n`);
+  const out1 = join(work, 'pull-1');
+  ok(await kiln(['build', '-o', `type=local,dest=${out1}`, dir]));
+  assert.is(await readFile(join(out1, 'seen'), 'utf8'), 'v1');
+  await mk('v2');
+  const out2 = join(work, 'pull-2');
+  ok(await kiln(['build', '-o', `type=local,dest=${out2}`, dir]));
+  assert.is(await readFile(join(out2, 'seen'), 'utf8'), 'v1', 'without --pull the local copy of the tag is used');
+  const r = await kiln(['build', '--pull', '--explain', '--progress', 'plain', '-o', `type=local,dest=${join(work, 'pull-3')}`, dir]);
+  ok(r);
+  assert.is(await readFile(join(work, 'pull-3', 'seen'), 'utf8'), 'v2');
+  assert.ok(r.stderr.includes('base image changed'), r.stderr);
 });
 
 t('refused features fail with a clear message instead of being ignored', async () => {
