@@ -8,7 +8,6 @@ import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/manifest.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
-import { openRegistryClient, pullImage } from '../registry/index.js';
 import type { RegistryClient } from '../registry/registry-client.js';
 import type { Executor, Isolation } from '../sandbox/types.js';
 import { resolveUser } from '../sandbox/user.js';
@@ -29,7 +28,8 @@ export function defaultRuntime(opts: DefaultRuntimeOptions): BuildRuntime & { cl
   let client: Promise<RegistryClient> | undefined;
   let snap: Promise<Snapshotter> | undefined;
   let exec: Promise<Executor> | undefined;
-  const getClient = () => (client ??= openRegistryClient({ insecureRegistries: opts.insecureRegistries ?? [] }));
+  // Loaded on first pull: a build from local images never loads the registry client.
+  const getClient = () => (client ??= import('../registry/index.js').then((r) => r.openRegistryClient({ insecureRegistries: opts.insecureRegistries ?? [] })));
 
   const fromStored = (ref: string, img: { descriptor: Descriptor; config: ImageConfig; layers: Descriptor[] }): ResolvedImage => {
     const diffIds = img.config.rootfs?.diff_ids ?? [];
@@ -75,6 +75,7 @@ export function defaultRuntime(opts: DefaultRuntimeOptions): BuildRuntime & { cl
         }
       }
       opts.onInfo?.(`pulling ${ref} (${formatPlatform(platform)})`);
+      const { pullImage } = await import('../registry/pull-image.js');
       const img = await pullImage(ref, { store: opts.store, client: await getClient(), platform, signal: o.signal });
       return fromStored(ref, img);
     },

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { buildImage } from '../build/build.js';
-import { type BuildCache, finishBuildCache, prepareBuildCache } from '../build/cache-export.js';
+import type { BuildCache } from '../build/cache-export.js';
 import type { BuildEvent, SecretSpec } from '../build/types.js';
 import { UsageError } from '../errors.js';
 import { exportImage } from './export-image.js';
@@ -89,6 +89,11 @@ export function parseCompressionFlag(v: string): { compression: 'gzip' | 'zstd' 
 export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   const specs = (opts.outputs ?? []).map((o) => (typeof o === 'string' ? parseOutputSpec(o) : o));
   const push = opts.push === true || specs.some((o) => o.type === 'image' && o.push);
+  // Without --cache-from/--cache-to/push the cache side is the local instruction
+  // cache alone: skip loading the cache exporter (and the registry client), which
+  // keeps a warm local rebuild fast.
+  if (!push && !opts.cacheFrom?.length && !opts.cacheTo?.length) return buildWithCache(opts, undefined);
+  const { prepareBuildCache } = await import('../build/cache-export.js');
   const cache = await prepareBuildCache({ ...opts, push });
   try {
     return await buildWithCache(opts, cache);
@@ -97,7 +102,7 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
   }
 }
 
-async function buildWithCache(opts: BuildOptions, cache: BuildCache): Promise<BuildResult> {
+async function buildWithCache(opts: BuildOptions, cache: BuildCache | undefined): Promise<BuildResult> {
   const contextDir = resolve(opts.context ?? '.');
   const dockerfile = opts.dockerfileText !== undefined ? { text: opts.dockerfileText, name: 'Dockerfile' } : { path: resolve(contextDir, opts.file ?? 'Dockerfile') };
   if (opts.ssh?.length) throw new UsageError('--ssh is not supported by kiln yet', { hint: 'Use --secret for keys.' });
@@ -124,10 +129,12 @@ async function buildWithCache(opts: BuildOptions, cache: BuildCache): Promise<Bu
     ...(opts.kilnRoot ? { kilnRoot: opts.kilnRoot } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
-    store: cache.store,
-    cacheStore: cache.cacheStore,
+    ...(cache ? { store: cache.store, cacheStore: cache.cacheStore } : {}),
   });
-  Object.assign(engine, await finishBuildCache(cache, engine));
+  if (cache) {
+    const { finishBuildCache } = await import('../build/cache-export.js');
+    Object.assign(engine, await finishBuildCache(cache, engine));
+  }
   const image = { manifest: engine.manifest, config: engine.config, layers: engine.layers };
   const exported = await exportImage({
     store: engine.store,
@@ -140,7 +147,7 @@ async function buildWithCache(opts: BuildOptions, cache: BuildCache): Promise<Bu
     onInfo: (m) => opts.onEvent?.({ type: 'info', message: m, time: Date.now() }),
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  await cache.exportCache(engine.layers);
+  if (cache) await cache.exportCache(engine.layers);
   const metadata: Record<string, unknown> = {
     'containerimage.digest': engine.manifest.digest,
     'containerimage.config.digest': engine.config.digest,

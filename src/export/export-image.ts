@@ -9,7 +9,6 @@ import { KilnError, UsageError } from '../errors.js';
 import { applyLayer } from '../layer/apply.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { parseDockerRef } from '../oci/reference.js';
-import { openRegistryClient, pushImage } from '../registry/index.js';
 import { writeImageArchive } from './archive.js';
 import type { OutputSpec } from './output-spec.js';
 
@@ -68,6 +67,7 @@ export async function exportImage(req: ExportRequest): Promise<ExportResult> {
         for (const n of names) await req.store.setTag(n, req.image.manifest);
         result.names.push(...names);
         if (push) {
+          const { openRegistryClient, pushImage } = await import('../registry/index.js');
           const client = await openRegistryClient({ insecureRegistries: req.insecureRegistries ?? [] });
           try {
             for (const n of names) {
