@@ -19,6 +19,7 @@ import { expandWord, type Expanded } from './expand.js';
 import { DEFAULT_PATH, addHistory, chainId, cloneState, containerConfig, envGet, envSet, pushLayer, scratchState, stateChainId, type ImageState } from './image-state.js';
 import type { HeredocSource, Instr, StageDef } from './model.js';
 import { chompHeredoc } from '../dockerfile/heredoc.js';
+import { INLINE_CACHE_FIELD } from './cache-manifest.js';
 
 export interface StageResult {
   state: ImageState;
@@ -190,6 +191,8 @@ export class StageBuilder {
     if (envGet(config.config.Env, 'PATH') === undefined) config.config.Env = [DEFAULT_PATH, ...(config.config.Env ?? [])];
     config.history ??= [];
     delete config.created;
+    // A base image's inline build cache describes the base's build, not ours.
+    delete (config as unknown as Record<string, unknown>)[INLINE_CACHE_FIELD];
     this.state = { config, layers: img.layers.map((l) => ({ ...l })) };
     // Kept readable: --explain reports a changed base digest from it.
     this.key = `base:${img.manifestDigest}`;
