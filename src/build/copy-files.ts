@@ -33,6 +33,8 @@ export interface CopyRequest {
   chmod?: ModeSpec;
   /** --exclude patterns (matched like COPY wildcards against source-relative paths). */
   excludes?: string[];
+  /** COPY --parents: keep each source's path (relative to the source root) under the destination directory. */
+  parents?: boolean;
   /** Hook for ADD: return true when it handled `hostPath` (archive unpacked into `destDir`). */
   unpack?: (hostPath: string, destDir: string) => Promise<boolean>;
 }
@@ -138,6 +140,14 @@ export async function copyFiles(req: CopyRequest): Promise<string[]> {
   for (const m of matches) {
     if (excluded(m.rel)) continue;
     const st = await stat(m.host).catch(() => lstat(m.host));
+    if (req.parents && m.rel !== '.') {
+      // --parents: the destination is a directory and the source keeps its relative path.
+      const target = await resolveInRoot(req.destRoot, posix.join(destAbs, m.rel), true);
+      await ensureDir(req, st.isDirectory() ? target : posix.dirname(target));
+      if (st.isDirectory()) await copyTree(req, m.host, target, m.rel, excluded);
+      else await copyEntry(req, m.host, target, st, true);
+      continue;
+    }
     if (st.isDirectory()) {
       await ensureDir(req, destHost);
       await copyTree(req, m.host, destHost, m.rel === '.' ? '' : m.rel, excluded);

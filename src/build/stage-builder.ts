@@ -597,7 +597,9 @@ export class StageBuilder {
   private async copy(ins: Extract<Instr, { kind: 'copy' | 'add' }>, idx: number): Promise<void> {
     const cfg = containerConfig(this.state);
     const KW = ins.kind.toUpperCase();
-    if (ins.parents) throw new DockerfileError(`${KW} --parents is not supported by kiln yet`, this.where(ins.range, KW));
+    if (ins.parents && ins.sources.some((x) => x.includes('/./'))) {
+      throw new DockerfileError(`${KW} --parents with a "/./" pivot in a source is not supported by kiln yet`, this.where(ins.range, KW));
+    }
     if (ins.keepGitDir !== undefined) throw new DockerfileError('ADD --keep-git-dir is not supported by kiln yet (no git sources)', this.where(ins.range, KW));
     const values: Record<string, string> = {};
     const ex = (w: string) => {
@@ -634,6 +636,7 @@ export class StageBuilder {
       chown !== undefined ? `--chown=${chown}` : '',
       chmodText !== undefined ? `--chmod=${chmodText}` : '',
       ins.link ? '--link' : '',
+      ins.parents ? '--parents' : '',
       ...excludes.map((e) => `--exclude=${e}`),
       ins.unpack !== undefined ? `--unpack=${ins.unpack}` : '',
     ].filter(Boolean);
@@ -663,6 +666,7 @@ export class StageBuilder {
           chown: owner,
           chmod,
           excludes,
+          parents: ins.parents,
           unpack: unpackAllowed ? (file, dir) => unpackArchive(rt, file, dir) : undefined,
         });
       } catch (err) {

@@ -336,6 +336,19 @@ COPY sub sub
   assert.ok(await r.exists('sub/dir1/dir2/foo'));
 });
 
+t('COPY --parents keeps source paths under the destination (BuildKit 1.7 syntax)', async () => {
+  const r = await buildCase(env, {
+    ctx: { 'x/a.txt': 'a', 'x/b.txt': 'b', 'y/z/c.txt': 'c', 'y/z/d.bin': 'd', top: 't' },
+    dockerfile: `FROM scratch\nCOPY --parents x/*.txt y/z top /dest/\n`,
+  });
+  assert.is(await r.read('dest/x/a.txt'), 'a');
+  assert.is(await r.read('dest/x/b.txt'), 'b');
+  assert.is(await r.read('dest/y/z/c.txt'), 'c');
+  assert.is(await r.read('dest/y/z/d.bin'), 'd');
+  assert.is(await r.read('dest/top'), 't');
+  assert.not.ok(await r.exists('dest/a.txt'));
+});
+
 t('E2E-51 deleting a file from a lower layer writes a whiteout', async () => {
   const r = await buildCase(env, {
     dockerfile: `FROM busybox
