@@ -208,6 +208,9 @@ export class StageBuilder {
       return img;
     } catch (err) {
       this.shared.emit({ type: 'step-done', id, cached: false, durationMs: Date.now() - t0, error: (err as Error).message, time: Date.now() });
+      if (err instanceof KilnError && !(err instanceof DockerfileError)) {
+        (err as KilnError & { dockerfile?: unknown }).dockerfile ??= { file: this.shared.def.file, range: this.stage.range };
+      }
       throw err;
     }
   }
@@ -824,8 +827,9 @@ export class StageBuilder {
       }
     } catch (err) {
       sh.emit({ type: 'step-done', id, cached: false, durationMs: Date.now() - t0, error: (err as Error).message, time: Date.now() });
-      if (err instanceof KilnError && !(err instanceof DockerfileError) && err.code === 'PROCESS_FAILED') {
-        (err as KilnError & { dockerfile?: unknown }).dockerfile = { file: sh.def.file, range: ins.range };
+      // Any failure of a step points at its instruction (the CLI prints the excerpt).
+      if (err instanceof KilnError && !(err instanceof DockerfileError)) {
+        (err as KilnError & { dockerfile?: unknown }).dockerfile ??= { file: sh.def.file, range: ins.range };
       }
       throw err;
     } finally {
