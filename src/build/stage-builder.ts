@@ -821,7 +821,13 @@ export class StageBuilder {
         if (await snap.exists(newId)) {
           await snap.remove(active);
         } else {
-          await snap.commit(active, newId);
+          try {
+            await snap.commit(active, newId);
+          } catch (err) {
+            // Another stage or kiln process committed the same tree first: use theirs.
+            if (!(await snap.exists(newId))) throw err;
+            await snap.remove(active);
+          }
         }
         committed = true;
       }

@@ -311,6 +311,18 @@ t('--pull re-resolves a moved tag; --explain names the base digest change', asyn
   assert.ok(r.stderr.includes('base image changed'), r.stderr);
 });
 
+t('two kiln processes building at once into one fresh store both succeed', async () => {
+  const dir = await ctx('FROM BUSYBOX\nCOPY a /a\nRUN echo x > /b\nCOPY a /c\n', { a: 'shared' });
+  const fresh = join(work, 'shared-root');
+  const [a, b] = await Promise.all([kiln(['build', '-q', dir], { root: fresh }), kiln(['build', '-q', dir], { root: fresh })]);
+  ok(a);
+  ok(b);
+  for (const r of [a, b]) {
+    const id = r.stdout.toString().trim();
+    assert.ok(/^sha256:[a-f0-9]{64}$/.test(id), id);
+  }
+});
+
 t('refused features fail with a clear message instead of being ignored', async () => {
   const git = await kiln(['build', await ctx('FROM scratch\nADD https://example.invalid/repo.git /src\n')]);
   assert.ok(git.stderr.includes('git sources') && git.stderr.includes('not supported'), git.stderr);
