@@ -14,6 +14,7 @@ import { contextFilter } from './context-filter.js';
 import type { IncludeFilter } from './copy-files.js';
 import { copyFiles } from './copy-files.js';
 import { addUrlSources, unpackArchive } from './add-sources.js';
+import { type GitCheckout, checkoutGit, isGitSource, parseGitSource } from './add-git.js';
 import { type BuildShared, stageLabel, stagePlatform } from './engine.js';
 import { expandWord, type Expanded } from './expand.js';
 import { DEFAULT_PATH, addHistory, chainId, cloneState, containerConfig, envGet, envSet, pushLayer, scratchState, stateChainId, type ImageState } from './image-state.js';
@@ -603,7 +604,6 @@ export class StageBuilder {
     if (ins.parents && ins.sources.some((x) => x.includes('/./'))) {
       throw new DockerfileError(`${KW} --parents with a "/./" pivot in a source is not supported by kiln yet`, this.where(ins.range, KW));
     }
-    if (ins.keepGitDir !== undefined) throw new DockerfileError('ADD --keep-git-dir is not supported by kiln yet (no git sources)', this.where(ins.range, KW));
     const values: Record<string, string> = {};
     const ex = (w: string) => {
       const r = this.expand(w, ins);
@@ -622,18 +622,56 @@ export class StageBuilder {
     }
     const excludes = ins.excludes.map(ex);
     const heredocs = ins.heredocs.map((h) => ({ name: h.name, content: this.heredocBody(h, ins) }));
-    const urls = ins.kind === 'add' ? sources.filter((s) => /^https?:\/\//i.test(s)) : [];
-    const gits = ins.kind === 'add' ? sources.filter((s) => /^git@|^git:\/\/|\.git(#.*)?$/.test(s)) : [];
-    if (gits.length) throw new DockerfileError(`ADD of git sources ("${gits[0]}") is not supported by kiln yet`, this.where(ins.range, KW));
+    const gits = ins.kind === 'add' ? sources.filter(isGitSource) : [];
+    const urls = ins.kind === 'add' ? sources.filter((s) => /^https?:\/\//i.test(s) && !gits.includes(s)) : [];
     if (ins.checksum !== undefined && urls.length === 0) throw new DockerfileError('checksum can\'t be specified for non-HTTP(S) sources', this.where(ins.range, KW));
-    const local = sources.filter((s) => !urls.includes(s));
+    if (ins.keepGitDir !== undefined && gits.length === 0) throw new DockerfileError('--keep-git-dir can only be used with git sources', this.where(ins.range, KW));
+    const local = sources.filter((s) => !urls.includes(s) && !gits.includes(s));
     const downloaded = urls.length ? await addUrlSources(urls, ins.checksum !== undefined ? ex(ins.checksum) : undefined) : [];
+    // Git sources are fetched before the key: the commit they resolve to is part of it.
+    const checkouts: GitCheckout[] = [];
+    try {
+      for (const g of gits) checkouts.push(await checkoutGit(parseGitSource(g), { keepGitDir: ins.keepGitDir === true }));
+    } catch (err) {
+      for (const c of checkouts) await c.release();
+      throw err;
+    }
+    try {
+      await this.copyStep(ins, idx, { KW, cfg, values, sources, local, dest, chown, chmodText, chmod, excludes, heredocs, urls, downloaded, gits, checkouts });
+    } finally {
+      for (const c of checkouts) await c.release();
+    }
+  }
+
+  private async copyStep(
+    ins: Extract<Instr, { kind: 'copy' | 'add' }>,
+    idx: number,
+    a: {
+      KW: string;
+      cfg: ReturnType<typeof containerConfig>;
+      values: Record<string, string>;
+      sources: string[];
+      local: string[];
+      dest: string;
+      chown: string | undefined;
+      chmodText: string | undefined;
+      chmod: ReturnType<typeof parseModeSpec> | undefined;
+      excludes: string[];
+      heredocs: Array<{ name: string; content: string }>;
+      urls: string[];
+      downloaded: Awaited<ReturnType<typeof addUrlSources>>;
+      gits: string[];
+      checkouts: GitCheckout[];
+    },
+  ): Promise<void> {
+    const { KW, cfg, values, sources, local, dest, chown, chmodText, chmod, excludes, heredocs, downloaded, gits, checkouts } = a;
     const src = local.length ? await this.resolveSource(ins.from, ins) : ({ kind: 'context', dir: this.shared.opts.contextDir } as Source);
     let sourcesPart: CacheKeyParts['sources'];
     const inputs: Record<string, string> = {};
     if (src.kind === 'context' && local.length) sourcesPart = await this.shared.hasher.hashSelection(src.dir, local, src.include);
     if (src.kind === 'state') inputs.from = src.key;
     for (const d of downloaded) inputs[`url ${d.url}`] = d.digest;
+    gits.forEach((g, i) => (inputs[`git ${g}`] = checkouts[i]!.commit));
     const flags = [
       ins.from !== undefined ? `--from=${ins.from}` : '',
       chown !== undefined ? `--chown=${chown}` : '',
@@ -642,6 +680,7 @@ export class StageBuilder {
       ins.parents ? '--parents' : '',
       ...excludes.map((e) => `--exclude=${e}`),
       ins.unpack !== undefined ? `--unpack=${ins.unpack}` : '',
+      ins.keepGitDir !== undefined ? `--keep-git-dir=${ins.keepGitDir}` : '',
     ].filter(Boolean);
     const shown = [...flags, ...sources, ...heredocs.map((h) => `<<${h.name}`), dest].join(' ');
     const history = `${KW} ${shown} # buildkit`;
@@ -672,6 +711,10 @@ export class StageBuilder {
           parents: ins.parents,
           unpack: unpackAllowed ? (file, dir) => unpackArchive(rt, file, dir) : undefined,
         });
+        // A git source is a directory: its tree goes into the destination directory.
+        for (const c of checkouts) {
+          await copyFiles({ srcRoot: c.dir, fromContext: true, sources: ['.'], dest: dest.endsWith('/') ? dest : `${dest}/`, workdir: cfg.WorkingDir || '/', destRoot: rootfs, chown: owner, chmod, excludes });
+        }
       } catch (err) {
         if (err instanceof KilnError && !(err instanceof DockerfileError)) {
           throw new DockerfileError(err.message, { ...this.where(ins.range, KW), code: err.code, cause: err });

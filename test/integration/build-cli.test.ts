@@ -323,9 +323,51 @@ t('two kiln processes building at once into one fresh store both succeed', async
   }
 });
 
+t('ADD of a git repository: ref and subdir, the commit in the cache key, --keep-git-dir', async () => {
+  const repos = join(work, 'git-repos');
+  const repo = join(repos, 'proj.git');
+  await mkdir(repo, { recursive: true });
+  const g = (args: string[], cwd = repo) => run('git', ['-c', 'user.name=t', '-c', 'user.email=t@e', ...args], { cwd });
+  await g(['init', '-q', '-b', 'main']);
+  await mkdir(join(repo, 'sub'));
+  await writeFile(join(repo, 'sub', 'file.txt'), 'v1');
+  await writeFile(join(repo, 'root.txt'), 'root');
+  await g(['add', '.']);
+  await g(['commit', '-q', '-m', 'one']);
+  await g(['tag', 'v1']);
+  const { freePort } = await import('../helpers/registry.js');
+  const port = await freePort();
+  const daemon = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${repos}`, '--listen=127.0.0.1', `--port=${port}`, repos], { stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 50; i++) {
+      if (await run('git', ['ls-remote', `git://127.0.0.1:${port}/proj.git`]).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const url = `git://127.0.0.1:${port}/proj.git`;
+    const dir = await ctx(`FROM scratch\nADD ${url}#v1:sub /app/\nADD ${url} /whole/\nADD --keep-git-dir=true ${url}#main /withgit/\n`);
+    const out = join(work, 'git-out');
+    ok(await kiln(['build', '-o', `type=local,dest=${out}`, dir]));
+    assert.is(await readFile(join(out, 'app/file.txt'), 'utf8'), 'v1');
+    assert.is(await readFile(join(out, 'whole/root.txt'), 'utf8'), 'root');
+    assert.not.ok(await readFile(join(out, 'whole/.git/HEAD'), 'utf8').then(() => true, () => false), '.git is dropped by default');
+    assert.ok(await readFile(join(out, 'withgit/.git/HEAD'), 'utf8').then(() => true, () => false), '--keep-git-dir keeps it');
+    // A new commit on main: the main-tracking ADD misses, the tag-pinned one hits.
+    await writeFile(join(repo, 'root.txt'), 'root2');
+    await g(['commit', '-q', '-am', 'two']);
+    const r = await kiln(['build', '--explain', '--progress', 'plain', '-o', `type=local,dest=${join(work, 'git-out2')}`, dir]);
+    ok(r);
+    assert.ok(/HIT .*ADD git:\/\/.*#v1:sub/.test(r.stderr), r.stderr);
+    assert.is(await readFile(join(work, 'git-out2', 'whole/root.txt'), 'utf8'), 'root2');
+    const bad = await kiln(['build', await ctx(`FROM scratch\nADD ${url}#nosuchref /x/\n`)]);
+    assert.ok(bad.stderr.includes('Cannot fetch git source'), bad.stderr);
+  } finally {
+    daemon.kill();
+  }
+});
+
 t('refused features fail with a clear message instead of being ignored', async () => {
-  const git = await kiln(['build', await ctx('FROM scratch\nADD https://example.invalid/repo.git /src\n')]);
-  assert.ok(git.stderr.includes('git sources') && git.stderr.includes('not supported'), git.stderr);
+  const kgd = await kiln(['build', await ctx('FROM scratch\nADD --keep-git-dir=true a /x/\n', { a: '1' })]);
+  assert.ok(kgd.stderr.includes('--keep-git-dir can only be used with git sources'), kgd.stderr);
   const parents = await kiln(['build', await ctx('FROM scratch\nCOPY --parents ./a/./b /x/\n', { a: '1' })]);
   assert.ok(parents.stderr.includes('pivot in a source is not supported'), parents.stderr);
   const ssh = await kiln(['build', '--ssh', 'default', await ctx('FROM scratch\nENV A=1\n')]);
