@@ -74,7 +74,9 @@ export interface ApplyStats {
  * magic bytes, `mediaType` only as a hint) and extracts it into `target`, which
  * must exist. Never writes, chmods, chowns, utimes or links outside `target`,
  * whatever the tar holds; unsafe entries make it reject with KilnError
- * code LAYER_UNSAFE_ENTRY (the target is then partially written: discard it).
+ * code LAYER_UNSAFE_ENTRY, malformed archives with LAYER_INVALID_TAR (the
+ * target is then partially written: discard it). Device nodes it may not
+ * create are skipped with a warning naming them.
  * The caller owns `src`; it is consumed (or destroyed on error).
  */
 export type ApplyLayer = (src: import('node:stream').Readable, target: string, options?: ApplyOptions) => Promise<ApplyStats>;
