@@ -39,6 +39,7 @@ export interface BuildShared {
   stats: { steps: number; cached: number };
   warnings: string[];
   secrets: Map<string, Buffer>;
+  sshSockets: Map<string, string>;
 }
 
 export function stageLabel(s: StageDef): string {
@@ -102,6 +103,7 @@ export async function runBuild(def: DockerfileDef, runtime: BuildRuntime, opts: 
   const results = new Map<number, Promise<StageResult>>();
   const sem = new Semaphore(Math.max(1, opts.jobs ?? (await import('node:os')).availableParallelism()));
   const secrets = await loadSecrets(opts);
+  const sshSockets = sshAgents(opts.ssh ?? []);
 
   const shared: BuildShared = {
     opts,
@@ -120,6 +122,7 @@ export async function runBuild(def: DockerfileDef, runtime: BuildRuntime, opts: 
     stats: { steps: 0, cached: 0 },
     warnings: [],
     secrets,
+    sshSockets,
     emit: (e) => opts.onEvent?.(e),
     memo: <T>(key: string, fn: () => Promise<T>) => {
       let p = memos.get(key) as Promise<T> | undefined;
@@ -199,6 +202,22 @@ async function loadSecrets(opts: EngineOptions): Promise<Map<string, Buffer>> {
       const v = process.env[s.id];
       if (v !== undefined) out.set(s.id, Buffer.from(v));
     }
+  }
+  return out;
+}
+
+/** --ssh values: `default` ($SSH_AUTH_SOCK), `ID=SOCKET`. Key files are not supported (only agent sockets). */
+function sshAgents(specs: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const id = eq === -1 ? spec : spec.slice(0, eq);
+    const path = eq === -1 ? process.env.SSH_AUTH_SOCK : spec.slice(eq + 1);
+    if (!path) throw new KilnError('SSH_MISSING', `Cannot forward SSH agent "${id}": SSH_AUTH_SOCK is not set`, { hint: 'Start ssh-agent, or pass --ssh ID=/path/to/agent.sock.' });
+    if (path.split(',').length > 1 || /\.(pem|key)$|id_[a-z0-9]+$/.test(path)) {
+      throw new KilnError('SSH_UNSUPPORTED', `Cannot use --ssh ${spec}: kiln forwards agent sockets, not key files`, { hint: 'Load the key into ssh-agent and pass --ssh default.' });
+    }
+    out.set(id, path);
   }
   return out;
 }

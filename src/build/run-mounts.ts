@@ -20,8 +20,10 @@ const run = promisify(execFile);
  * creation), tmpfs (size), secret (file on tmpfs, from --secret). ssh and
  * secret env= are refused until the sandbox can pass them.
  */
-export async function runMounts(specs: string[], ctx: MountContext): Promise<{ mounts: MountSpec[]; release(): Promise<void> }> {
+export async function runMounts(specs: string[], ctx: MountContext): Promise<{ mounts: MountSpec[]; env: string[]; release(): Promise<void> }> {
   const mounts: MountSpec[] = [];
+  /** Environment the mounts add (secret env=, SSH_AUTH_SOCK): never in keys, history or layers. */
+  const env: string[] = [];
   const temps: string[] = [];
   const release = async () => {
     for (const t of temps) await rm(t, { recursive: true, force: true }).catch(() => undefined);
@@ -91,23 +93,34 @@ export async function runMounts(specs: string[], ctx: MountContext): Promise<{ m
           mounts.push(m.sizeLimit !== undefined ? { type: 'tmpfs', target: target!, sizeBytes: m.sizeLimit } : { type: 'tmpfs', target: target! });
           break;
         case 'secret': {
-          if (m.env !== undefined) throw new KilnError('MOUNT_UNSUPPORTED', `RUN --mount=type=secret,env=${m.env} is not supported by kiln yet`, { hint: 'Mount the secret as a file (target=…) instead.' });
-          const id = m.id ?? posix.basename(m.target ?? m.source ?? '');
+          const id = m.id ?? posix.basename(m.target ?? m.source ?? m.env ?? '');
           const value = ctx.secrets.get(id);
           if (value === undefined) {
             if (m.required) throw new KilnError('SECRET_MISSING', `secret ${id} not found`, { hint: `Pass it with --secret id=${id},src=FILE.` });
             break;
           }
-          mounts.push({ type: 'file', target: target ?? `/run/secrets/${id}`, content: value, mode: m.mode ?? 0o400 });
+          // env= alone exposes the secret as a variable only (BuildKit); with a target it is both.
+          if (m.env !== undefined) env.push(`${m.env}=${value.toString('utf8')}`);
+          if (m.env === undefined || target !== undefined) mounts.push({ type: 'file', target: target ?? `/run/secrets/${id}`, content: value, mode: m.mode ?? 0o400 });
           break;
         }
-        case 'ssh':
-          throw new KilnError('MOUNT_UNSUPPORTED', 'RUN --mount=type=ssh is not supported by kiln yet', { hint: 'Use a secret mount for keys, or clone in a stage with network access.' });
+        case 'ssh': {
+          const id = m.id ?? 'default';
+          const sock = ctx.sshSockets.get(id);
+          if (!sock) {
+            if (m.required) throw new KilnError('SSH_MISSING', `no SSH key ${id} forwarded from the client`, { hint: `Pass it with --ssh ${id}[=SOCKET] (default: $SSH_AUTH_SOCK).` });
+            break;
+          }
+          const at = target ?? '/run/buildkit/ssh_agent.0';
+          mounts.push({ type: 'bind', source: sock, target: at, readonly: false });
+          env.push(`SSH_AUTH_SOCK=${at}`);
+          break;
+        }
       }
     }
   } catch (err) {
     await release();
     throw err;
   }
-  return { mounts, release };
+  return { mounts, env, release };
 }

@@ -25,7 +25,8 @@ export interface MountContext {
   rootfsOf(from: string): Promise<string>;
   cacheRoot: string;
   secrets: Map<string, Buffer>;
-  sshAuthSock?: string;
+  /** --ssh: agent socket paths by id ("default" for `--ssh default`). */
+  sshSockets: Map<string, string>;
   /** The step's rootfs (for uid/gid lookups). */
   rootfs: string;
   /** Expands ARG/ENV references in mount values. */
@@ -49,5 +50,5 @@ export interface BuildRuntime {
   /** --chown value → uid/gid (names looked up in the destination rootfs). */
   resolveChown(rootfs: string, chown: string): Promise<{ uid: number; gid: number }>;
   /** RUN --mount values → mount specs (and a cleanup). */
-  runMounts(specs: string[], ctx: MountContext): Promise<{ mounts: MountSpec[]; release(): Promise<void> }>;
+  runMounts(specs: string[], ctx: MountContext): Promise<{ mounts: MountSpec[]; env: string[]; release(): Promise<void> }>;
 }

@@ -520,7 +520,7 @@ export class StageBuilder {
         rootfsOf: (from) => this.rootfsOf(from, ins),
         cacheRoot: posix.join(this.shared.cache.dir, 'mounts'),
         secrets: this.shared.secrets,
-        sshAuthSock: process.env.SSH_AUTH_SOCK,
+        sshSockets: this.shared.sshSockets,
         rootfs,
         expand: (w) => this.expand(w, ins).value,
       });
@@ -530,7 +530,7 @@ export class StageBuilder {
           {
             rootfs,
             args: argv,
-            env,
+            env: mounts.env.length ? mergeEnv(env, mounts.env) : env,
             cwd: cfg.WorkingDir || '/',
             user,
             network: network === 'none' ? 'none' : 'host',
@@ -892,6 +892,16 @@ export class StageBuilder {
     sh.emit({ type: 'step-done', id, cached: false, durationMs: Date.now() - t0, time: Date.now() });
     this.key = sha(`${key}\n${stateChainId(this.state) ?? ''}`);
   }
+}
+
+/** `extra` entries replace same-named ones in `env`. */
+function mergeEnv(env: string[], extra: string[]): string[] {
+  let out = env;
+  for (const e of extra) {
+    const eq = e.indexOf('=');
+    out = envSet(out, e.slice(0, eq), e.slice(eq + 1));
+  }
+  return out;
 }
 
 /** EXPOSE value → "port/proto" with the protocol lower-cased (tcp by default). */

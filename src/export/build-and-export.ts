@@ -105,7 +105,6 @@ export async function build(opts: BuildOptions = {}): Promise<BuildResult> {
 async function buildWithCache(opts: BuildOptions, cache: BuildCache | undefined): Promise<BuildResult> {
   const contextDir = resolve(opts.context ?? '.');
   const dockerfile = opts.dockerfileText !== undefined ? { text: opts.dockerfileText, name: 'Dockerfile' } : { path: resolve(contextDir, opts.file ?? 'Dockerfile') };
-  if (opts.ssh?.length) throw new UsageError('--ssh is not supported by kiln yet', { hint: 'Use --secret for keys.' });
   const outputs = (opts.outputs ?? []).map((o) => (typeof o === 'string' ? parseOutputSpec(o) : o));
   const engine = await buildImage({
     contextDir,
@@ -123,6 +122,7 @@ async function buildWithCache(opts: BuildOptions, cache: BuildCache | undefined)
     ociMediaTypes: opts.ociMediaTypes !== false,
     ...(opts.compression ? { compression: parseCompressionFlag(opts.compression) } : {}),
     secrets: opts.secrets ?? [],
+    ssh: opts.ssh ?? [],
     buildContexts: opts.buildContexts ?? {},
     explain: opts.explain === true,
     ...(opts.insecureRegistries ? { insecureRegistries: opts.insecureRegistries } : {}),

@@ -285,6 +285,22 @@ t('ADD of an http URL with --checksum; RUN --mount=type=secret from --secret', a
   ok(r);
   assert.is(await readFile(join(sout, 'used'), 'utf8'), 'ok\n');
   assert.not.ok(await readFile(join(sout, 'run/secrets/tok'), 'utf8').then(() => true, () => false), 'the secret is not in the image');
+  // env= puts the secret in the step's environment only.
+  const envOut = join(work, 'secret-env-out');
+  ok(await kiln(['build', '--secret', `id=tok,src=${secretFile}`, '-o', `type=local,dest=${envOut}`, await ctx('FROM BUSYBOX\nRUN --mount=type=secret,id=tok,env=TOKEN [ "$TOKEN" = s3cret ] && [ ! -e /run/secrets/tok ] && echo ok > /used\n')]));
+  assert.is(await readFile(join(envOut, 'used'), 'utf8'), 'ok\n');
+  // --ssh default forwards $SSH_AUTH_SOCK into RUN --mount=type=ssh.
+  const agentSock = join(work, 'agent.sock');
+  const agent = await run('ssh-agent', ['-a', agentSock]);
+  const agentPid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)?.[1];
+  try {
+    const sshOut = join(work, 'ssh-out');
+    const rs = await kiln(['build', '--ssh', `default=${agentSock}`, '-o', `type=local,dest=${sshOut}`, await ctx('FROM BUSYBOX\nRUN --mount=type=ssh [ -S "$SSH_AUTH_SOCK" ] && echo -n "$SSH_AUTH_SOCK" > /sock\n')]);
+    ok(rs);
+    assert.is(await readFile(join(sshOut, 'sock'), 'utf8'), '/run/buildkit/ssh_agent.0');
+  } finally {
+    if (agentPid) process.kill(Number(agentPid));
+  }
   const miss = await kiln(['build', await ctx('FROM BUSYBOX\nRUN --mount=type=secret,id=absent,required=true true\n')]);
   assert.ok(miss.stderr.includes('secret absent not found'), miss.stderr);
 });
@@ -370,12 +386,12 @@ t('refused features fail with a clear message instead of being ignored', async (
   assert.ok(kgd.stderr.includes('--keep-git-dir can only be used with git sources'), kgd.stderr);
   const parents = await kiln(['build', await ctx('FROM scratch\nCOPY --parents ./a/./b /x/\n', { a: '1' })]);
   assert.ok(parents.stderr.includes('pivot in a source is not supported'), parents.stderr);
-  const ssh = await kiln(['build', '--ssh', 'default', await ctx('FROM scratch\nENV A=1\n')]);
-  assert.ok(ssh.stderr.includes('--ssh is not supported'), ssh.stderr);
+  const ssh = await kiln(['build', '--ssh', 'default=/root/.ssh/id_ed25519', await ctx('FROM scratch\nENV A=1\n')]);
+  assert.ok(ssh.stderr.includes('forwards agent sockets, not key files'), ssh.stderr);
   const plat = await kiln(['build', '--platform', 'linux/amd64,linux/arm64', await ctx('FROM scratch\nENV A=1\n')]);
   assert.ok(plat.stderr.includes('several platforms'), plat.stderr);
-  const mount = await kiln(['build', await ctx('FROM BUSYBOX\nRUN --mount=type=ssh true\n')]);
-  assert.ok(mount.stderr.includes('type=ssh is not supported'), mount.stderr);
+  const mount = await kiln(['build', await ctx('FROM BUSYBOX\nRUN --mount=type=ssh,required=true true\n')]);
+  assert.ok(mount.stderr.includes('no SSH key default forwarded'), mount.stderr);
 });
 
 t.run();

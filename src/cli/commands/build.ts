@@ -81,7 +81,7 @@ export const buildCommand: Command = {
     { name: 'build-arg', type: 'string[]', value: 'K=V', description: 'Set a build-time variable (K alone: from the environment)' },
     { name: 'build-context', type: 'string[]', value: 'NAME=DIR|docker-image://REF', description: 'Extra named context for FROM / COPY --from' },
     { name: 'secret', type: 'string[]', value: 'id=ID,src=FILE', description: 'Secret for RUN --mount=type=secret' },
-    { name: 'ssh', type: 'string[]', value: 'default', description: 'SSH agent for RUN --mount=type=ssh (not supported yet: refused)' },
+    { name: 'ssh', type: 'string[]', value: 'default', description: 'Forward an SSH agent to RUN --mount=type=ssh: default ($SSH_AUTH_SOCK) or ID=SOCKET' },
     { name: 'platform', type: 'string', value: 'OS/ARCH', description: 'Target platform (default the host)' },
     { name: 'progress', type: 'string', value: 'MODE', description: 'auto, tty, plain, rawjson or quiet', default: 'auto' },
     { name: 'iidfile', type: 'string', value: 'FILE', description: 'Write the image ID (config digest) to FILE' },
