@@ -381,6 +381,15 @@ t('ADD of a git repository: ref and subdir, the commit in the cache key, --keep-
   }
 });
 
+t('RUN --network=none sees only loopback; the default is the host network', async () => {
+  const dir = await ctx('FROM BUSYBOX\nRUN --network=none grep -c : /proc/net/dev > /none\nRUN grep -c : /proc/net/dev > /host\n');
+  const out = join(work, 'net-out');
+  ok(await kiln(['build', '-o', `type=local,dest=${out}`, dir]));
+  assert.is((await readFile(join(out, 'none'), 'utf8')).trim(), '1', 'only lo');
+  const hostIfaces = (await readFile('/proc/net/dev', 'utf8')).split('\n').filter((l) => l.includes(':')).length;
+  assert.is(Number((await readFile(join(out, 'host'), 'utf8')).trim()), hostIfaces);
+});
+
 t('refused features fail with a clear message instead of being ignored', async () => {
   const kgd = await kiln(['build', await ctx('FROM scratch\nADD --keep-git-dir=true a /x/\n', { a: '1' })]);
   assert.ok(kgd.stderr.includes('--keep-git-dir can only be used with git sources'), kgd.stderr);
