@@ -311,7 +311,7 @@ export class StageBuilder {
           const k = this.expand(k0, ins).value;
           const v = this.expand(v0, ins).value;
           cfg.Labels = { ...(cfg.Labels ?? {}), [k]: v };
-          parts.push(`${JSON.stringify(k)}=${JSON.stringify(v)}`);
+          parts.push(`${k}=${v}`);
         }
         hist(`LABEL ${parts.join(' ')}`);
         meta(`LABEL ${parts.join(' ')}`);
@@ -380,7 +380,7 @@ export class StageBuilder {
       }
       case 'shell': {
         cfg.Shell = [...ins.shell];
-        hist(`SHELL ${JSON.stringify(ins.shell)}`);
+        hist(`SHELL [${ins.shell.join(' ')}]`);
         meta(`SHELL ${JSON.stringify(ins.shell)}`);
         return;
       }
