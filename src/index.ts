@@ -6,7 +6,7 @@
  *                           onEvent: (e) => console.log(e) });
  *   r.manifest.digest  // sha256:…   r.imageId (config digest)   r.names
  */
-export { build, parseCompressionFlag, type BuildOptions, type BuildResult } from './export/build-and-export.js';
+export { build, buildWithEvents, parseCompressionFlag, type BuildOptions, type BuildResult } from './export/build-and-export.js';
 export type { BuildEvent, SecretSpec } from './build/types.js';
 export type { OutputSpec } from './export/output-spec.js';
 export { parseOutputSpec } from './export/output-spec.js';

@@ -164,3 +164,38 @@ async function buildWithCache(opts: BuildOptions, cache: BuildCache | undefined)
     stats: engine.stats,
   };
 }
+
+/**
+ * `build` with its progress as an async iterable: iterate `events` while the
+ * build runs; it ends when the build settles. `result` rejects as `build` would.
+ * Events are buffered, so a slow consumer never stalls the build.
+ */
+export function buildWithEvents(opts: BuildOptions = {}): { events: AsyncIterable<BuildEvent>; result: Promise<BuildResult> } {
+  const queue: BuildEvent[] = [];
+  let wake: (() => void) | undefined;
+  let done = false;
+  const user = opts.onEvent;
+  const result = build({
+    ...opts,
+    onEvent: (e) => {
+      user?.(e);
+      queue.push(e);
+      wake?.();
+    },
+  }).finally(() => {
+    done = true;
+    wake?.();
+  });
+  result.catch(() => undefined);
+  const events: AsyncIterable<BuildEvent> = {
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        while (queue.length) yield queue.shift()!;
+        if (done) return;
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+      }
+    },
+  };
+  return { events, result };
+}
