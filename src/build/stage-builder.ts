@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, chown as fsChown } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, rm, chown as fsChown } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
 import { DockerfileError, KilnError, type SourceRange } from '../errors.js';
 import { parseDockerRef } from '../oci/reference.js';
@@ -709,7 +710,20 @@ export class StageBuilder {
           chmod,
           excludes,
           parents: ins.parents,
-          unpack: unpackAllowed ? (file, dir) => unpackArchive(rt, file, dir) : undefined,
+          unpack: unpackAllowed
+            ? async (file, dir) => {
+                if (!owner && !chmod) return unpackArchive(rt, file, dir);
+                // --chown/--chmod apply to the extracted entries too: extract aside, then copy in.
+                const tmp = await mkdtemp(posix.join(tmpdir(), 'kiln-unpack-'));
+                try {
+                  if (!(await unpackArchive(rt, file, tmp))) return false;
+                  await copyFiles({ srcRoot: tmp, fromContext: false, sources: ['.'], dest: `/${posix.relative(rootfs, dir)}/`, workdir: '/', destRoot: rootfs, chown: owner, chmod });
+                  return true;
+                } finally {
+                  await rm(tmp, { recursive: true, force: true });
+                }
+              }
+            : undefined,
         });
         // A git source is a directory: its tree goes into the destination directory.
         for (const c of checkouts) {

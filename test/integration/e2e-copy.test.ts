@@ -306,6 +306,14 @@ ADD fake.tar /fake/
   assert.is(await r.read('fake/fake.tar'), 'not a tar at all');
 });
 
+t('ADD --chown/--chmod apply to the entries of an unpacked archive', async () => {
+  const r = await buildCase(env, {
+    ctx: { 't.tar': makeTar({ 'd/': null, 'd/f': 'x' }) },
+    dockerfile: `FROM busybox\nADD --chown=daemon:daemon --chmod=0750 t.tar /u/\nRUN [ "$(stat -c '%u:%g %a' /u/d/f)" = "1:1 750" ] && [ "$(stat -c '%u:%g' /u/d)" = "1:1" ]\n`,
+  });
+  assert.ok(await r.exists('u/d/f'));
+});
+
 t('E2E-49 a symlink in an unpacked archive cannot write outside the root', async () => {
   const dir = execFileSync('mktemp', ['-d']).toString().trim();
   execFileSync('ln', ['-s', '../tmp/symlink-target', join(dir, 'symlink')]);
