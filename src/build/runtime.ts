@@ -23,12 +23,15 @@ export interface MountContext {
   contextInclude?: import('./copy-files.js').IncludeFilter;
   /** Host rootfs of a stage or image named by from= (materialised on demand, read-only view). */
   rootfsOf(from: string): Promise<string>;
-  cacheRoot: string;
-  secrets: Map<string, Buffer>;
+  /** $KILN_ROOT (cache mounts live under it, kept between builds). */
+  kilnRoot: string;
+  /** --secret values as given (files are read when a step mounts them). */
+  secrets: Array<{ id: string; src?: string; env?: string }>;
   /** --ssh: agent socket paths by id ("default" for `--ssh default`). */
   sshSockets: Map<string, string>;
-  /** The step's rootfs (for uid/gid lookups). */
+  /** The step's rootfs. */
   rootfs: string;
+  signal?: AbortSignal;
   /** Expands ARG/ENV references in mount values. */
   expand(word: string): string;
 }

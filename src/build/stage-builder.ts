@@ -519,11 +519,12 @@ export class StageBuilder {
         contextDir: this.shared.opts.contextDir,
         ...(contextInclude ? { contextInclude } : {}),
         rootfsOf: (from) => this.rootfsOf(from, ins),
-        cacheRoot: posix.join(this.shared.cache.dir, 'mounts'),
-        secrets: this.shared.secrets,
+        kilnRoot: this.shared.opts.kilnRoot ?? rt.store.root,
+        secrets: this.shared.opts.secrets ?? [],
         sshSockets: this.shared.sshSockets,
         rootfs,
         expand: (w) => this.expand(w, ins).value,
+        ...(this.shared.opts.signal ? { signal: this.shared.opts.signal } : {}),
       });
       try {
         const exec = await rt.executor();
