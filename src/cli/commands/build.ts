@@ -70,7 +70,7 @@ export const buildCommand: Command = {
   usage: 'build [flags] PATH | - (Dockerfile or context tar on stdin)',
   needsNamespace: true,
   details: [
-    'PATH is the build context directory; "-" reads the Dockerfile from stdin (empty context).',
+    'PATH is the build context directory; "-" reads a Dockerfile (empty context) or a context tar from stdin.',
     'Outputs (-o): type=image[,name=N][,push=true] (default: tag in the local store), type=oci,dest=F.tar,',
     'type=docker,dest=F.tar, type=local,dest=DIR, type=tar,dest=F.tar, or a bare DIR.',
   ].join('\n'),
@@ -95,7 +95,7 @@ export const buildCommand: Command = {
     { name: 'pull', type: 'boolean', description: 'Re-resolve base images from their registry' },
     { name: 'output', short: 'o', type: 'string[]', value: 'SPEC', description: 'Output destination (see below)' },
     { name: 'push', type: 'boolean', description: 'Push the image to its -t names' },
-    { name: 'isolation', type: 'string', value: 'MODE', description: 'RUN isolation: auto or bwrap', default: 'auto' },
+    { name: 'isolation', type: 'string', value: 'MODE', description: 'RUN isolation: auto, bwrap, runc or chroot', default: 'auto' },
     { name: 'jobs', short: 'j', type: 'string', value: 'N', description: 'Stages built in parallel (default: cores)' },
     { name: 'explain', type: 'boolean', description: 'Say for each step: cache hit, or what changed' },
     { name: 'compression', type: 'string', value: 'ALG', description: 'Layer compression: gzip, zstd[,level=N], uncompressed' },
