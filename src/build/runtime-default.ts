@@ -15,6 +15,40 @@ import type { Snapshotter } from '../snapshot/types.js';
 import { runMounts } from './run-mounts.js';
 import type { BuildRuntime, ResolvedImage } from './runtime.js';
 
+/**
+ * An image from an OCI layout directory (`PATH:TAG` or `PATH@DIGEST`): its
+ * blobs are copied, verified, into the store; the layout is only read.
+ */
+async function importFromLayout(store: ContentStore, spec: string, platform: Platform) {
+  const at = spec.lastIndexOf('@sha256:');
+  const colon = spec.lastIndexOf(':');
+  const path = at !== -1 ? spec.slice(0, at) : spec.slice(0, colon);
+  const { OciLayoutStore } = await import('../content/oci-layout-store.js');
+  const layout = new OciLayoutStore(path);
+  let desc: Descriptor | undefined;
+  if (at !== -1) {
+    const digest = spec.slice(at + 1) as Digest;
+    const { parseManifestDocument } = await import('../image/manifest-document.js');
+    const doc = parseManifestDocument(await layout.read(digest));
+    desc = { mediaType: doc.mediaType, digest, size: (await layout.stat(digest))?.size ?? 0 };
+  } else {
+    const tag = spec.slice(colon + 1);
+    desc = await layout.getTag(tag);
+    if (!desc) {
+      const all = await layout.listTags().catch(() => []);
+      desc = all.find((t) => t.name.endsWith(`:${tag}`))?.descriptor;
+    }
+  }
+  if (!desc) throw new KilnError('IMAGE_NOT_FOUND', `Cannot find "${spec}" in the OCI layout "${path}"`, { hint: 'Name the image as PATH:TAG (org.opencontainers.image.ref.name) or PATH@sha256:…' });
+  const img = await readImage(layout, desc, platform);
+  for (const d of [img.manifest.config, ...img.layers]) {
+    if (!(await store.stat(d.digest))) await store.ingest(await layout.open(d.digest), { digest: d.digest, size: d.size, what: `blob of ${spec}` });
+  }
+  await store.write(img.rawManifest);
+  if (img.index) await store.write(img.index.raw);
+  return img;
+}
+
 export interface DefaultRuntimeOptions {
   store: ContentStore;
   kilnRoot: string;
@@ -63,6 +97,7 @@ export function defaultRuntime(opts: DefaultRuntimeOptions): BuildRuntime & { cl
         return sel.executor;
       })()),
     async resolveImage(ref: string, platform: Platform, o: { pull: boolean; signal?: AbortSignal }): Promise<ResolvedImage> {
+      if (ref.startsWith('oci-layout://')) return fromStored(ref, await importFromLayout(opts.store, ref.slice('oci-layout://'.length), platform));
       if (!o.pull) {
         const tag = await opts.store.getTag(ref);
         if (tag) {

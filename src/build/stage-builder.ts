@@ -221,7 +221,12 @@ export class StageBuilder {
     const ctx = this.shared.opts.buildContexts?.[ref];
     if (ctx !== undefined) {
       if (ctx.startsWith('docker-image://')) ref = ctx.slice('docker-image://'.length);
-      else throw new KilnError('BUILD_CONTEXT', `Cannot use build context "${ref}=${ctx}" as a base image: only docker-image:// contexts can be FROM bases`);
+      else if (ctx.startsWith('oci-layout://')) {
+        // An image in an OCI layout on disk: oci-layout://PATH[:TAG|@DIGEST], resolved by the runtime.
+        const spec = ctx.slice('oci-layout://'.length);
+        const m = /^(.*?)((?:@sha256:[a-f0-9]{64})|(?::[\w][\w.-]{0,127}))?$/.exec(spec)!;
+        return `oci-layout://${posix.resolve(m[1]!)}${m[2] ?? ':latest'}`;
+      } else throw new KilnError('BUILD_CONTEXT', `Cannot use build context "${ref}=${ctx}" as an image: only docker-image:// and oci-layout:// contexts are images`);
     }
     try {
       return parseDockerRef(ref).toString();
@@ -581,8 +586,8 @@ export class StageBuilder {
       return { kind: 'context', dir: this.shared.opts.contextDir, include: await contextFilter(this.shared.opts.contextDir, this.dockerfilePath()) };
     }
     const named = this.shared.opts.buildContexts?.[from];
-    if (named !== undefined && !named.startsWith('docker-image://')) {
-      if (named.includes('://')) throw new KilnError('BUILD_CONTEXT', `Build context "${from}=${named}" is not supported: use a directory or docker-image://REF`);
+    if (named !== undefined && !named.startsWith('docker-image://') && !named.startsWith('oci-layout://')) {
+      if (named.includes('://')) throw new KilnError('BUILD_CONTEXT', `Build context "${from}=${named}" is not supported: use a directory, docker-image://REF or oci-layout://PATH`);
       return { kind: 'context', dir: posix.resolve(this.shared.opts.contextDir, named) };
     }
     const idx = this.fromStageIndex(from, ins.range);

@@ -390,6 +390,18 @@ t('RUN --network=none sees only loopback; the default is the host network', asyn
   assert.is(Number((await readFile(join(out, 'host'), 'utf8')).trim()), hostIfaces);
 });
 
+t('--build-context name=oci-layout://PATH as a base and as a COPY --from source', async () => {
+  const { ensureBusyboxLayout } = await import('../helpers/fixtures.js');
+  const layout = await ensureBusyboxLayout();
+  const dir = await ctx('FROM bb\nRUN echo -n from-layout > /marker\nFROM scratch\nCOPY --from=bb /bin/busybox /bin/busybox\nCOPY --from=0 /marker /\n');
+  const out = join(work, 'layout-out');
+  ok(await kiln(['build', '--build-context', `bb=oci-layout://${layout}:latest`, '-o', `type=local,dest=${out}`, dir]));
+  assert.is(await readFile(join(out, 'marker'), 'utf8'), 'from-layout');
+  assert.is((await run(join(out, 'bin', 'busybox'), ['echo', 'ok'])).stdout, 'ok\n');
+  const bad = await kiln(['build', '--build-context', `bb=oci-layout://${layout}:nosuchtag`, dir]);
+  assert.ok(bad.stderr.includes('Cannot find'), bad.stderr);
+});
+
 t('refused features fail with a clear message instead of being ignored', async () => {
   const kgd = await kiln(['build', await ctx('FROM scratch\nADD --keep-git-dir=true a /x/\n', { a: '1' })]);
   assert.ok(kgd.stderr.includes('--keep-git-dir can only be used with git sources'), kgd.stderr);

@@ -79,7 +79,7 @@ export const buildCommand: Command = {
     { name: 'file', short: 'f', type: 'string', value: 'PATH', description: 'Dockerfile (default PATH/Dockerfile; "-" for stdin)' },
     { name: 'target', type: 'string', value: 'STAGE', description: 'Build this stage (default the last)' },
     { name: 'build-arg', type: 'string[]', value: 'K=V', description: 'Set a build-time variable (K alone: from the environment)' },
-    { name: 'build-context', type: 'string[]', value: 'NAME=DIR|docker-image://REF', description: 'Extra named context for FROM / COPY --from' },
+    { name: 'build-context', type: 'string[]', value: 'NAME=DIR|docker-image://REF|oci-layout://PATH', description: 'Extra named context for FROM / COPY --from' },
     { name: 'secret', type: 'string[]', value: 'id=ID,src=FILE', description: 'Secret for RUN --mount=type=secret' },
     { name: 'ssh', type: 'string[]', value: 'default', description: 'Forward an SSH agent to RUN --mount=type=ssh: default ($SSH_AUTH_SOCK) or ID=SOCKET' },
     { name: 'platform', type: 'string', value: 'OS/ARCH', description: 'Target platform (default the host)' },
