@@ -18,7 +18,8 @@ export function fmtSeconds(ms: number | undefined): string {
 }
 
 export function fmtRatio(r: number | undefined): string {
-  return r === undefined || !Number.isFinite(r) ? '—' : `${r.toFixed(2)}×`;
+  if (r === undefined || !Number.isFinite(r)) return '—';
+  return r < 0.1 ? `${r.toPrecision(2)}×` : `${r.toFixed(2)}×`;
 }
 
 export function fmtMb(kb: number | undefined): string {
