@@ -1,7 +1,6 @@
 /**
- * Exec-form recognition as BuildKit does it: decode the FIRST JSON value of
- * the text (Go's json.Decoder, which ignores whatever follows the value) and
- * require an array. Iterative, so deeply nested input cannot overflow the
+ * Exec-form recognition as BuildKit does it: the whole text must be one JSON
+ * value (Go's json.Unmarshal: only JSON whitespace may follow it) and an array. Iterative, so deeply nested input cannot overflow the
  * stack; nesting deeper than Go's limit (10000) is a decode error.
  */
 import { isSpace } from './text.js';
@@ -156,6 +155,10 @@ export function decodeJsonArray(text: string): JsonArrayResult {
       }
       throw new JsonSyntax('invalid character after element');
     }
+    // json.Unmarshal (BuildKit since moby/buildkit#5107) refuses anything but
+    // JSON whitespace after the value: `RUN ["ls"]junk` is shell form.
+    skipWs();
+    if (i < n) throw new JsonSyntax('invalid character after top-level value');
     return allStrings ? { kind: 'strings', values } : { kind: 'not-strings' };
   } catch (e) {
     if (e instanceof JsonSyntax) return { kind: 'invalid' };

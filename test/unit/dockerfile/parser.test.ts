@@ -89,8 +89,10 @@ test('heredoc errors: unterminated body, bad marker quoting', () => {
   assert.equal(parseDockerfile("FROM a\nRUN <<'EOF\nx\n").nodes.map((n) => n.heredocs.length), [0, 0, 0]);
 });
 
-test('JSON form: trailing text after the array is ignored, invalid JSON falls back to shell form', () => {
-  assert.is(dump('CMD ["a"] trailing'), '(cmd "a")\n');
+test('JSON form: text after the array, or invalid JSON, falls back to shell form (buildkit#5107)', () => {
+  assert.is(dump('CMD ["a"] trailing'), '(cmd "[\\"a\\"] trailing")\n');
+  assert.is(dump('ENTRYPOINT []random string'), '(entrypoint "[]random string")\n');
+  assert.is(dump('CMD ["a"]  '), '(cmd "a")\n');
   assert.is(dump("CMD ['a']"), "(cmd \"['a']\")\n");
   assert.is(dump('VOLUME [/a'), '(volume "[/a")\n');
   assert.is(dump('COPY ["a", "b"]'), '(copy "a" "b")\n');
