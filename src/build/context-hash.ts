@@ -84,7 +84,7 @@ export class ContextHasher {
         } catch {
           st = lstatSync(m.host);
         }
-        walkSync(m.host, m.rel, st, include, entries, true);
+        walkSync(m.host, m.rel.replace(/(.)\/+$/, '$1'), st, include, entries, true);
       }
     }
     const pending: Array<Promise<void>> = [];

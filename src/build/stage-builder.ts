@@ -796,9 +796,15 @@ export class StageBuilder {
       const p = parent;
       await this.shared.memo(`snapshot ${id}`, async () => {
         if (await snap.exists(id)) return;
-        await snap.createCommitted(id, p, async (dir, mode) => {
+        await snap.createCommitted(id, p, async (dir, mode, info) => {
           const stream = await rt.store.open(layer.descriptor.digest);
-          await rt.applyLayer(stream, dir, { mediaType: layer.descriptor.mediaType, whiteoutMode: mode === 'overlay' ? 'overlay' : 'delete' });
+          // The snapshotter names the opaque xattr its mounts honour (user.overlay.opaque
+          // with userxattr): trusted.* cannot be set rootless.
+          await rt.applyLayer(stream, dir, {
+            mediaType: layer.descriptor.mediaType,
+            whiteoutMode: mode === 'overlay' ? 'overlay' : 'delete',
+            overlayOpaqueXattr: info.opaqueXattr,
+          });
         });
       });
       parent = id;

@@ -153,8 +153,7 @@ test('--explain on the second store names the one changed file', async () => {
     assert.ok(copy, 'explain event for COPY src/');
     assert.is(copy!.hit, false);
     assert.is(copy!.reasons.length, 1, copy!.reasons.join('; '));
-    // (The context hasher currently joins "src/" + "b.txt" as "src//b.txt".)
-    assert.match(copy!.reasons[0]!, /^file changed: src\/+b\.txt$/);
+    assert.is(copy!.reasons[0], 'file changed: src/b.txt');
     assert.match(r.logs, /builder-ran-1/, 'the RUN after the changed COPY runs again');
   } finally {
     await writeFile(join(env.ctx, 'src', 'b.txt'), 'beta\n');
