@@ -8,12 +8,15 @@ export type CacheMode = 'min' | 'max';
 
 /** One `--cache-to` value, parsed (buildx CSV form). */
 export type CacheToSpec =
-  | { type: 'registry'; ref: string; mode: CacheMode; compression?: CompressionSpec; ignoreError: boolean }
-  | { type: 'local'; dest: string; mode: CacheMode; compression?: CompressionSpec; ignoreError: boolean }
+  | { type: 'registry'; ref: string; mode: CacheMode; compression?: CompressionSpec; ignoreError: boolean; mounts?: true }
+  | { type: 'local'; dest: string; mode: CacheMode; compression?: CompressionSpec; ignoreError: boolean; mounts?: true }
   | { type: 'inline' };
 
-/** One `--cache-from` value, parsed. */
-export type CacheFromSpec = { type: 'registry'; ref: string } | { type: 'local'; src: string };
+/**
+ * One `--cache-from` value, parsed. `mounts`: also import the RUN
+ * --mount=type=cache contents the export carries (kiln's mounts=true).
+ */
+export type CacheFromSpec = { type: 'registry'; ref: string; mounts?: true } | { type: 'local'; src: string; mounts?: true };
 
 const TYPES = ['registry', 'local', 'inline'];
 const FOREIGN = new Set(['gha', 's3', 'azblob']);
@@ -34,7 +37,7 @@ function checkKeys(flag: string, value: string, type: string, kv: Map<string, st
   for (const k of kv.keys()) {
     if (k === 'type' || allowed.includes(k)) continue;
     if (k === 'mounts') {
-      throw new UsageError(`Invalid ${flag} "${value}": exporting RUN --mount=type=cache contents (mounts=) is not supported by kiln yet`);
+      throw new UsageError(`Invalid ${flag} "${value}": mounts= is not supported for type=${type}`, { hint: 'Cache mount contents travel with type=registry or type=local.' });
     }
     throw new UsageError(`Invalid ${flag} "${value}": unknown attribute "${k}" for type=${type}`, { hint: `Supported: ${allowed.join(', ') || '(none)'}` });
   }
@@ -57,6 +60,14 @@ function typeOf(flag: string, value: string, kv: Map<string, string>): string {
   return type;
 }
 
+/** `mounts=true|false` → `{ mounts: true }` or nothing. */
+function mountsOption(flag: string, value: string, kv: Map<string, string>): { mounts?: true } {
+  const m = kv.get('mounts');
+  if (m === undefined || m === 'false') return {};
+  if (m !== 'true') throw new UsageError(`Invalid ${flag} "${value}": mounts must be true or false, not "${m}"`);
+  return { mounts: true };
+}
+
 function exportOptions(flag: string, value: string, kv: Map<string, string>) {
   const mode = kv.get('mode') ?? 'min';
   if (mode !== 'min' && mode !== 'max') throw new UsageError(`Invalid ${flag} "${value}": mode must be min or max, not "${mode}"`);
@@ -74,20 +85,22 @@ function exportOptions(flag: string, value: string, kv: Map<string, string>) {
   }
   const ie = kv.get('ignore-error');
   if (ie !== undefined && ie !== 'true' && ie !== 'false') throw new UsageError(`Invalid ${flag} "${value}": ignore-error must be true or false`);
-  return { mode: mode as CacheMode, ...(compression ? { compression } : {}), ignoreError: ie === 'true' };
+  return { mode: mode as CacheMode, ...(compression ? { compression } : {}), ignoreError: ie === 'true', ...mountsOption(flag, value, kv) };
 }
 
 /**
  * Parse a `--cache-to` value: `type=registry,ref=R[,mode=min|max][,compression=gzip|zstd|uncompressed]
- * [,compression-level=N][,ignore-error=true]`, `type=local,dest=DIR[,…same]`, `type=inline`, or a
- * bare REF (= type=registry,ref=REF). Unknown types and attributes are refused.
+ * [,compression-level=N][,ignore-error=true][,mounts=true]`, `type=local,dest=DIR[,…same]`,
+ * `type=inline`, or a bare REF (= type=registry,ref=REF). Unknown types and attributes are
+ * refused. mounts=true (kiln only): also export the contents of every RUN --mount=type=cache
+ * the build used.
  */
 export function parseCacheTo(value: string): CacheToSpec {
   const flag = '--cache-to';
   if (!value.includes('=')) return { type: 'registry', ref: cacheRef(flag, value, value), mode: 'min', ignoreError: false };
   const kv = splitCsv(flag, value);
   const type = typeOf(flag, value, kv);
-  const common = ['mode', 'compression', 'compression-level', 'ignore-error'];
+  const common = ['mode', 'compression', 'compression-level', 'ignore-error', 'mounts'];
   switch (type) {
     case 'registry':
       checkKeys(flag, value, type, kv, ['ref', ...common]);
@@ -105,7 +118,7 @@ export function parseCacheTo(value: string): CacheToSpec {
 }
 
 /**
- * Parse a `--cache-from` value: `type=registry,ref=R`, `type=local,src=DIR`, or a bare
+ * Parse a `--cache-from` value: `type=registry,ref=R[,mounts=true]`, `type=local,src=DIR[,mounts=true]`, or a bare
  * REF. A registry ref may name a cache manifest (from --cache-to type=registry) or an
  * image carrying inline cache.
  */
@@ -116,13 +129,13 @@ export function parseCacheFrom(value: string): CacheFromSpec {
   const type = typeOf(flag, value, kv);
   switch (type) {
     case 'registry':
-      checkKeys(flag, value, type, kv, ['ref']);
-      return { type, ref: cacheRef(flag, value, kv.get('ref')) };
+      checkKeys(flag, value, type, kv, ['ref', 'mounts']);
+      return { type, ref: cacheRef(flag, value, kv.get('ref')), ...mountsOption(flag, value, kv) };
     case 'local': {
-      checkKeys(flag, value, type, kv, ['src']);
+      checkKeys(flag, value, type, kv, ['src', 'mounts']);
       const src = kv.get('src');
       if (!src) throw new UsageError(`Invalid ${flag} "${value}": src= is missing`, { hint: 'Example: type=local,src=/var/cache/kiln' });
-      return { type, src };
+      return { type, src, ...mountsOption(flag, value, kv) };
     }
     default:
       throw new UsageError(`Invalid ${flag} "${value}": type=inline is for --cache-to`, { hint: 'Import inline cache with --cache-from REF (the pushed image).' });

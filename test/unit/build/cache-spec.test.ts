@@ -39,6 +39,15 @@ test('type=local dest / src, type=inline', () => {
   assert.equal(parseCacheTo('type=inline'), { type: 'inline' });
 });
 
+test('mounts=true (cache mount contents) on registry and local, both directions', () => {
+  assert.equal(parseCacheTo('type=local,dest=/tmp/c,mode=max,mounts=true'), { type: 'local', dest: '/tmp/c', mode: 'max', ignoreError: false, mounts: true });
+  assert.equal(parseCacheTo('type=registry,ref=r.io/a:c,mounts=true'), { type: 'registry', ref: 'r.io/a:c', mode: 'min', ignoreError: false, mounts: true });
+  assert.equal(parseCacheTo('type=registry,ref=r.io/a:c,mounts=false'), { type: 'registry', ref: 'r.io/a:c', mode: 'min', ignoreError: false });
+  assert.equal(parseCacheFrom('type=local,src=/tmp/c,mounts=true'), { type: 'local', src: '/tmp/c', mounts: true });
+  assert.equal(parseCacheFrom('type=registry,ref=r.io/a:c,mounts=true'), { type: 'registry', ref: 'r.io/a:c', mounts: true });
+  assert.equal(parseCacheFrom('type=registry,ref=r.io/a:c,mounts=false'), { type: 'registry', ref: 'r.io/a:c' });
+});
+
 test('unknown keys, types and values are refused clearly', () => {
   refused(() => parseCacheTo('type=registry,ref=r.io/a:c,bogus=1'), /unknown attribute "bogus" for type=registry/);
   refused(() => parseCacheFrom('type=registry,ref=r.io/a:c,mode=max'), /unknown attribute "mode"/);
@@ -49,7 +58,9 @@ test('unknown keys, types and values are refused clearly', () => {
   refused(() => parseCacheTo('type=registry,ref=r.io/a:c,compression=brotli'), /compression/);
   refused(() => parseCacheTo('type=registry,ref=r.io/a:c,compression-level=3'), /compression-level needs compression=/);
   refused(() => parseCacheTo('type=registry,ref=r.io/a:c,ignore-error=yes'), /ignore-error must be true or false/);
-  refused(() => parseCacheTo('type=registry,ref=r.io/a:c,mounts=true'), /mounts=.*not supported/);
+  refused(() => parseCacheTo('type=registry,ref=r.io/a:c,mounts=yes'), /mounts must be true or false, not "yes"/);
+  refused(() => parseCacheFrom('type=local,src=/x,mounts=1'), /mounts must be true or false, not "1"/);
+  refused(() => parseCacheTo('type=inline,mounts=true'), /mounts= is not supported for type=inline/);
   refused(() => parseCacheTo('type=gha'), /"gha" is not supported by kiln/);
   refused(() => parseCacheTo('type=floppy'), /unknown cache type "floppy"/);
   refused(() => parseCacheTo('mode=max'), /type= is missing/);
