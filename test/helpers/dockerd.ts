@@ -13,8 +13,8 @@
  * `--network host`; `docker build` needs `--network none` for RUN), an empty --config-file (never /etc/docker/daemon.json), and the managed
  * containerd it starts itself. 127.0.0.0/8 registries are insecure (plain HTTP) by default.
  *
- * Installing docker.io is the caller's choice (installDockerIo(); the benchmark does it, CI
- * tests do not). The client used is /usr/bin/docker from docker.io (20.10: `DOCKER_BUILDKIT=1
+ * Installing docker.io is the caller's choice (installDockerIo(); the benchmark does it; CI gets it from .ci/run,
+ * tests never install it). The client used is /usr/bin/docker from docker.io (20.10: `DOCKER_BUILDKIT=1
  * docker build` uses the engine's built-in BuildKit without the buildx plugin), not whatever
  * `docker` comes first in PATH.
  */
@@ -110,6 +110,10 @@ export async function startDockerd(opts: { timeoutMs?: number } = {}): Promise<D
     '--ip-forward=false',
     '--bridge=none',
     '--userland-proxy=false',
+    // dockerd 20.10 uses a running system containerd (/run/containerd) instead of starting
+    // its own; own namespaces keep this engine's containers apart from a system dockerd's.
+    '--containerd-namespace', 'kiln-test',
+    '--containerd-plugins-namespace', 'kiln-test-plugins',
   ];
   const full = existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'TERM', ...argv] : argv;
   const { openSync, closeSync } = await import('node:fs');
