@@ -5,6 +5,10 @@ import { openContentStore } from '../content/oci-layout-store.js';
 import type { ContentStore } from '../content/types.js';
 import { DigestMismatchError, KilnError } from '../errors.js';
 import { compress } from '../layer/compress.js';
+import { changesFromTree } from '../layer/walk-tree.js';
+import { writeLayer } from '../layer/write-layer.js';
+import { lockFile } from '../sandbox/cache-lock.js';
+import { observeCacheMounts, type CacheMountUse } from '../sandbox/run-mounts.js';
 import { decompressed } from '../layer/decompress.js';
 import type { CompressionSpec } from '../layer/types.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -14,7 +18,7 @@ import { MediaType, layerCompression, layerMediaType } from '../oci/media-types.
 import { hostPlatform, parsePlatform, type Platform } from '../oci/platform.js';
 import { kilnRoot } from '../util/paths.js';
 import { mapLimit, openRegistryClient, pushImage, type RegistryClient } from '../registry/index.js';
-import { type CacheDocument, INLINE_CACHE_FIELD, cacheManifest, encodeCacheDocument, selectRecords } from './cache-manifest.js';
+import { type CacheDocument, CACHE_MOUNT_ID_ANNOTATION, INLINE_CACHE_FIELD, cacheManifest, encodeCacheDocument, selectRecords } from './cache-manifest.js';
 import { CacheImport, ImportingCacheStore, LOCAL_CACHE_TAG, lazyContentStore } from './cache-import.js';
 import { parseCacheFrom, parseCacheTo, type CacheFromSpec, type CacheToSpec } from './cache-spec.js';
 import type { CacheRecord } from './cache-store.js';
@@ -31,9 +35,35 @@ export interface CacheExportContext {
   /** Layers of the built image (mode=min keeps the records they are a prefix of). */
   finalLayers: readonly Descriptor[];
   client: () => Promise<RegistryClient>;
+  /** Cache mounts the build used, id → where (exported by specs with mounts=true). */
+  mounts?: ReadonlyMap<string, CacheMountUse>;
   onInfo?: (message: string) => void;
   onWarning?: (message: string) => void;
   signal?: AbortSignal;
+}
+
+/**
+ * One layer per cache mount (its whole directory, read under a shared lock),
+ * annotated with its id, in `compression` (default gzip); ordered by id.
+ */
+async function writeMountLayers(store: ContentStore, mounts: ReadonlyMap<string, CacheMountUse>, compression: CompressionSpec | undefined, signal?: AbortSignal): Promise<Descriptor[]> {
+  const out: Descriptor[] = [];
+  for (const id of [...mounts.keys()].sort()) {
+    const m = mounts.get(id)!;
+    const lock = await lockFile(m.lockPath, 'shared', signal ? { wait: true, signal } : { wait: true });
+    try {
+      const r = await writeLayer(store, {
+        root: m.dir,
+        changes: await changesFromTree(m.dir),
+        compression: compression?.compression ?? 'gzip',
+        ...(compression?.level !== undefined ? { level: compression.level } : {}),
+      });
+      out.push({ ...r.descriptor, annotations: { [CACHE_MOUNT_ID_ANNOTATION]: id } });
+    } finally {
+      await lock?.release();
+    }
+  }
+  return out;
 }
 
 /**
@@ -42,6 +72,8 @@ export interface CacheExportContext {
  * media type MediaType.KilnCacheConfig; layers: every blob the records use)
  * pushed with blobs in parallel and HEAD-skipped when the registry has them.
  * A local export is the same manifest in an OCI layout, tagged "latest".
+ * With mounts=true the manifest also lists one layer per cache mount the
+ * build used (see writeMountLayers).
  * `type=inline` is not handled here (attachInlineCache, before the push).
  */
 export async function exportCache(specs: readonly CacheToSpec[], ctx: CacheExportContext): Promise<void> {
@@ -54,14 +86,15 @@ export async function exportCache(specs: readonly CacheToSpec[], ctx: CacheExpor
       try {
         let selected = selectRecords(records, spec.mode, ctx.finalLayers);
         if (spec.compression) selected = await recompressRecords(ctx.store, selected, spec.compression);
-        const { manifest, blobs } = await writeCacheManifest(ctx.store, selected);
+        const mountLayers = spec.mounts && ctx.mounts ? await writeMountLayers(ctx.store, ctx.mounts, spec.compression, ctx.signal) : [];
+        const { manifest, blobs } = await writeCacheManifest(ctx.store, selected, mountLayers);
         if (spec.type === 'registry') {
           const client = await ctx.client();
           const r = await pushImage(ctx.store, manifest, spec.ref, { client, concurrency: CONCURRENCY, ...(ctx.signal ? { signal: ctx.signal } : {}) });
-          ctx.onInfo?.(`exported cache to ${target}: ${selected.length} records, ${r.uploaded} blobs uploaded, ${r.existed} already there, ${r.mounted} mounted`);
+          ctx.onInfo?.(`exported cache to ${target}: ${selected.length} records${spec.mounts ? `, ${mountLayers.length} cache mounts` : ''}, ${r.uploaded} blobs uploaded, ${r.existed} already there, ${r.mounted} mounted`);
         } else {
           const copied = await writeLocalCache(ctx.store, resolvePath(spec.dest), manifest, blobs);
-          ctx.onInfo?.(`exported cache to ${target}: ${selected.length} records, ${copied} blobs written`);
+          ctx.onInfo?.(`exported cache to ${target}: ${selected.length} records${spec.mounts ? `, ${mountLayers.length} cache mounts` : ''}, ${copied} blobs written`);
         }
       } catch (err) {
         if (!spec.ignoreError || ctx.signal?.aborted) {
@@ -81,12 +114,12 @@ export async function exportCache(specs: readonly CacheToSpec[], ctx: CacheExpor
 }
 
 /** Store the CacheDocument and its manifest; returns the manifest descriptor and every blob it names. */
-async function writeCacheManifest(store: ContentStore, records: CacheRecord[]): Promise<{ manifest: Descriptor; blobs: Descriptor[] }> {
+async function writeCacheManifest(store: ContentStore, records: CacheRecord[], mountLayers: readonly Descriptor[]): Promise<{ manifest: Descriptor; blobs: Descriptor[] }> {
   const doc = encodeCacheDocument(records);
   const cfgBytes = Buffer.from(JSON.stringify(doc));
   const cfg = await store.write(cfgBytes, { what: 'cache config' });
   const config: Descriptor = { mediaType: MediaType.KilnCacheConfig, digest: cfg.digest, size: cfg.size };
-  const m = cacheManifest(config, doc);
+  const m = cacheManifest(config, doc, mountLayers);
   const raw = Buffer.from(JSON.stringify(m));
   const info = await store.write(raw, { what: 'cache manifest' });
   return { manifest: { mediaType: MediaType.OciManifest, digest: info.digest, size: info.size }, blobs: [m.config, ...m.layers, { mediaType: MediaType.OciManifest, digest: info.digest, size: info.size }] };
@@ -237,6 +270,17 @@ export async function openBuildCache(o: BuildCacheOptions): Promise<BuildCache> 
     : undefined;
   const store = imported ? lazyContentStore(o.store, imported) : o.store;
   const cacheStore = new ImportingCacheStore(o.kilnRoot, imported);
+  // mounts=true: watch this root's cache mounts — fill empty ones from the
+  // import, remember every one used for the export.
+  const usedMounts = new Map<string, CacheMountUse>();
+  const exportMounts = o.cacheTo.some((s) => s.type !== 'inline' && s.mounts);
+  const unobserve =
+    exportMounts || (imported && imported.mounts.size)
+      ? observeCacheMounts(o.kilnRoot, async (use) => {
+          if (exportMounts && !usedMounts.has(use.id)) usedMounts.set(use.id, use);
+          if (use.fresh && imported && (await imported.applyMount(use.id, use.dir))) o.onInfo?.(`cache mount "${use.id}": contents imported`);
+        })
+      : undefined;
   const inline = o.inline || o.cacheTo.some((s) => s.type === 'inline');
   return {
     store,
@@ -249,6 +293,7 @@ export async function openBuildCache(o: BuildCacheOptions): Promise<BuildCache> 
         records: cacheStore.used.values(),
         finalLayers: layers,
         client: getClient,
+        mounts: usedMounts,
         ...(o.onInfo ? { onInfo: o.onInfo } : {}),
         ...(o.onWarning ? { onWarning: o.onWarning } : {}),
         ...(o.signal ? { signal: o.signal } : {}),
@@ -260,6 +305,7 @@ export async function openBuildCache(o: BuildCacheOptions): Promise<BuildCache> 
           if (cacheStore.importedHits.size) o.onInfo?.(`cache import: ${cacheStore.importedHits.size} steps reused, ${imported.fetched.length} of ${imported.blobCount} imported blobs fetched`);
         }
       } finally {
+        unobserve?.();
         if (client) await (await client).close();
       }
     },

@@ -12,7 +12,8 @@ import type { Platform } from '../oci/platform.js';
 import { parseDockerRef } from '../oci/reference.js';
 import { fetchBlob, mapLimit, type RegistryClient } from '../registry/index.js';
 import { firstEndpoint } from '../registry/resolve-reference.js';
-import { INLINE_CACHE_FIELD, decodeCacheDocument } from './cache-manifest.js';
+import { applyLayer } from '../layer/apply.js';
+import { INLINE_CACHE_FIELD, cacheMountLayers, decodeCacheDocument } from './cache-manifest.js';
 import type { CacheFromSpec } from './cache-spec.js';
 import { CacheStore, type CacheRecord } from './cache-store.js';
 
@@ -48,6 +49,8 @@ export class CacheImport {
   private readonly fetching = new Map<Digest, Promise<boolean>>();
   /** Blobs fetched so far (for tests and progress). */
   readonly fetched: Digest[] = [];
+  /** Cache mount id → layer of its exported contents (sources with mounts=true only). */
+  readonly mounts = new Map<string, Descriptor>();
 
   private constructor(private readonly opts: CacheImportOptions) {}
 
@@ -55,20 +58,27 @@ export class CacheImport {
     const imp = new CacheImport(opts);
     // Sources load in parallel; on a key both know, the one named first wins.
     const loaded = await Promise.all(specs.map((s) => imp.loadOne(s)));
-    for (const l of loaded) {
+    for (const [i, l] of loaded.entries()) {
       if (!l) continue;
+      if (specs[i]!.mounts) {
+        for (const [id, desc] of l.mounts) {
+          if (imp.mounts.has(id)) continue;
+          imp.mounts.set(id, desc);
+          if (!imp.blobs.has(desc.digest)) imp.blobs.set(desc.digest, { desc, source: l.source });
+        }
+      }
       for (const r of l.records) {
         if (!imp.records.has(r.key)) imp.records.set(r.key, r);
         for (const layer of r.state.layers) {
           if (!imp.blobs.has(layer.descriptor.digest)) imp.blobs.set(layer.descriptor.digest, { desc: layer.descriptor, source: l.source });
         }
       }
-      opts.onInfo?.(`importing cache from ${l.source.name}: ${l.records.length} records`);
+      opts.onInfo?.(`importing cache from ${l.source.name}: ${l.records.length} records${specs[i]!.mounts ? `, ${l.mounts.size} cache mounts` : ''}`);
     }
     return imp;
   }
 
-  private async loadOne(spec: CacheFromSpec): Promise<{ records: CacheRecord[]; source: BlobSource } | undefined> {
+  private async loadOne(spec: CacheFromSpec): Promise<Loaded | undefined> {
     const name = spec.type === 'registry' ? `"${spec.ref}"` : `local directory "${spec.src}"`;
     try {
       return spec.type === 'registry' ? await this.loadRegistry(spec.ref) : await this.loadLocal(spec.src);
@@ -80,7 +90,7 @@ export class CacheImport {
     }
   }
 
-  private async loadRegistry(refText: string): Promise<{ records: CacheRecord[]; source: BlobSource }> {
+  private async loadRegistry(refText: string): Promise<Loaded> {
     const ref = parseDockerRef(refText);
     const client = await this.opts.client();
     const { store, signal } = this.opts;
@@ -101,11 +111,11 @@ export class CacheImport {
           await fetchBlob(client, ep, desc, into, { what: `cached layer "${desc.digest}" of "${ref}"`, ...(signal ? { signal } : {}) });
         },
       };
-      return { records, source };
+      return { records, source, mounts: cacheMountLayers(doc.manifest.layers) };
     }, client.log);
   }
 
-  private async loadLocal(src: string): Promise<{ records: CacheRecord[]; source: BlobSource }> {
+  private async loadLocal(src: string): Promise<Loaded> {
     const dir = resolvePath(src);
     if (!existsSync(join(dir, 'index.json'))) throw new KilnError('CACHE_NOT_FOUND', `"${dir}" is not an OCI layout (no index.json)`);
     const layout = openContentStore(dir);
@@ -121,7 +131,22 @@ export class CacheImport {
         await into.ingest(await layout.open(d.digest), { digest: d.digest, size: d.size, what: `cached layer "${d.digest}" of "${dir}"` });
       },
     };
-    return { records, source };
+    return { records, source, mounts: cacheMountLayers(doc.manifest.layers) };
+  }
+
+  /**
+   * Fill `dir` with the imported contents of cache mount `id` (fetched,
+   * verified, applied path-safely). Returns false when no source with
+   * mounts=true carries that id. The caller holds the mount's lock.
+   */
+  async applyMount(id: string, dir: string): Promise<boolean> {
+    const desc = this.mounts.get(id);
+    if (!desc) return false;
+    await this.fetch(desc.digest);
+    const o: { mediaType: string; onWarning?: (m: string) => void } = { mediaType: desc.mediaType };
+    if (this.opts.onWarning) o.onWarning = this.opts.onWarning;
+    await applyLayer(await this.opts.store.open(desc.digest), dir, o);
+    return true;
   }
 
   /** How many distinct blobs the imported records use. */
@@ -154,6 +179,13 @@ export class CacheImport {
     }
     return p;
   }
+}
+
+/** One loaded source: its records, where its blobs come from, and its cache mount layers by id. */
+interface Loaded {
+  records: CacheRecord[];
+  source: BlobSource;
+  mounts: Map<string, Descriptor>;
 }
 
 /** The CacheDocument of a cache config blob, or of an image config's inline field. */

@@ -171,12 +171,33 @@ export function decodeCacheDocument(value: unknown, where: string): CacheRecord[
   });
 }
 
-/** The cache manifest: an OCI image manifest whose config is the CacheDocument and whose layers are its blobs. */
-export function cacheManifest(config: Descriptor, doc: CacheDocument): Manifest {
+/**
+ * Annotation of a cache manifest layer holding the contents of a RUN
+ * --mount=type=cache (exported with mounts=true): the mount's cache id.
+ * Such layers come after the CacheDocument's, which never carry it.
+ */
+export const CACHE_MOUNT_ID_ANNOTATION = 'dev.kiln.cache-mount.id';
+
+/**
+ * The cache manifest: an OCI image manifest whose config is the CacheDocument
+ * and whose layers are its blobs, then `mountLayers` (cache mount contents,
+ * each annotated with CACHE_MOUNT_ID_ANNOTATION).
+ */
+export function cacheManifest(config: Descriptor, doc: CacheDocument, mountLayers: readonly Descriptor[] = []): Manifest {
   return {
     schemaVersion: 2,
     mediaType: MediaType.OciManifest,
     config: { mediaType: MediaType.KilnCacheConfig, digest: config.digest, size: config.size },
-    layers: doc.layers.map((l) => ({ mediaType: l.descriptor.mediaType, digest: l.descriptor.digest, size: l.descriptor.size })),
+    layers: [...doc.layers.map((l) => ({ mediaType: l.descriptor.mediaType, digest: l.descriptor.digest, size: l.descriptor.size })), ...mountLayers],
   };
+}
+
+/** id → layer of the cache mount layers of a cache manifest (the first layer of an id wins). */
+export function cacheMountLayers(layers: readonly Descriptor[]): Map<string, Descriptor> {
+  const out = new Map<string, Descriptor>();
+  for (const l of layers) {
+    const id = l.annotations?.[CACHE_MOUNT_ID_ANNOTATION];
+    if (typeof id === 'string' && id !== '' && !out.has(id)) out.set(id, { mediaType: l.mediaType, digest: l.digest, size: l.size });
+  }
+  return out;
 }

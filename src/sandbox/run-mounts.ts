@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join, posix, resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { KilnError, UsageError } from '../errors.js';
 import { isInside, resolveInRoot } from '../util/safe-path.js';
@@ -182,6 +182,40 @@ async function secretValue(id: string, ctx: RunMountContext): Promise<Buffer | u
   return v === undefined ? undefined : Buffer.from(v);
 }
 
+/** A cache mount a step is about to use, as told to a CacheMountObserver. */
+export interface CacheMountUse {
+  /** The mount's id (default: its target). */
+  id: string;
+  /** Host directory holding its contents. */
+  dir: string;
+  /** The flock file guarding `dir` (take it 'shared' to read the contents later). */
+  lockPath: string;
+  /** `dir` is empty (new, or left empty) and the mount has no from=: an observer may fill it. */
+  fresh: boolean;
+}
+
+/** Sees every cache mount prepared under one $KILN_ROOT (build cache export/import of mount contents). */
+export type CacheMountObserver = (use: CacheMountUse) => Promise<void>;
+
+const observers = new Map<string, Set<CacheMountObserver>>();
+
+/**
+ * Call `observer` for each cache mount prepareRunMounts sets up under
+ * `kilnRoot`, with the mount's lock held and before the step runs. It may
+ * fill a fresh directory; if it throws, the step fails. Returns the
+ * unsubscribe function.
+ */
+export function observeCacheMounts(kilnRoot: string, observer: CacheMountObserver): () => void {
+  const key = resolvePath(kilnRoot);
+  let set = observers.get(key);
+  if (!set) observers.set(key, (set = new Set()));
+  set.add(observer);
+  return () => {
+    set.delete(observer);
+    if (!set.size && observers.get(key) === set) observers.delete(key);
+  };
+}
+
 /**
  * The directory of a cache mount under $KILN_ROOT/cache-mounts/<sha256(id)>.
  * shared: a shared flock (many steps at once); locked: an exclusive flock
@@ -219,6 +253,18 @@ async function cacheDir(m: Extract<RunMountInput, { type: 'cache' }>, ctx: RunMo
     await chmod(dir, m.mode ?? 0o755);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      await lock?.release();
+      throw err;
+    }
+  }
+  const watching = observers.get(resolvePath(ctx.kilnRoot));
+  if (watching?.size) {
+    try {
+      for (const o of [...watching]) {
+        const fresh = m.fromRoot === undefined && (await readdir(dir)).length === 0;
+        await o({ id, dir, lockPath: join(base, `${instance}.lock`), fresh });
+      }
+    } catch (err) {
       await lock?.release();
       throw err;
     }
