@@ -21,16 +21,24 @@ const test = suite('docker-load');
 let env: E2EEnv;
 let dockerd: Dockerd | undefined;
 
+let setupError: Error | undefined;
+
+// uvu drops an error thrown by a before hook without failing the run: keep it, and let
+// every test fail with it.
 test.before(async () => {
-  env = await withTimeout(e2eEnv(), 120_000, 'registry + busybox fixture');
-  const d = await withTimeout(startDockerd({ timeoutMs: 60_000 }), 90_000, 'starting dockerd');
-  if (!d.ok) {
-    throw new Error(
-      `docker-load: a private dockerd is required to check docker-archive outputs but cannot start${process.env.CI === 'true' ? ' in CI' : ''}: ${d.reason}\n` +
-        'Install Debian package docker.io (see .ci/run) and run the tests as root.',
-    );
+  try {
+    env = await withTimeout(e2eEnv(), 120_000, 'registry + busybox fixture');
+    const d = await withTimeout(startDockerd({ timeoutMs: 60_000 }), 90_000, 'starting dockerd');
+    if (!d.ok) {
+      throw new Error(
+        `a private dockerd is required to check docker-archive outputs but cannot start${process.env.CI === 'true' ? ' in CI' : ''}: ${d.reason}\n` +
+          'Install Debian package docker.io (see .ci/run) and run the tests as root.',
+      );
+    }
+    dockerd = d;
+  } catch (e) {
+    setupError = e as Error;
   }
-  dockerd = d;
 });
 
 test.after(async () => {
@@ -66,6 +74,7 @@ const EXPECTED = [
 
 /** Build to a docker archive, load it into dockerd, run it; asserts the image as docker sees it. */
 async function loadAndRun(name: string, opts: { ociMediaTypes?: boolean; compression?: string }, layerType: string): Promise<void> {
+  if (setupError) throw setupError;
   const d = dockerd!;
   const tar = join(env.work, `${name.replace(/[^a-z0-9]/g, '-')}.tar`);
   const ctx = join(env.work, `ctx-${++env.n}`);
