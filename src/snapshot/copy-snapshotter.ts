@@ -5,7 +5,7 @@ import { buildIndex, diffIndex, type LstatIndex, loadIndex, saveIndex } from './
 import { OPAQUE_XATTR } from './opaque-xattr.js';
 import { runTool } from './run-tool.js';
 import { SnapshotStore } from './snapshot-store.js';
-import type { FillInfo, Rootfs, Snapshotter } from './types.js';
+import type { FillInfo, Rootfs, SnapshotInfo, Snapshotter } from './types.js';
 
 /** Coarse kernel timestamps tick at most every 10 ms (HZ=100); wait this long past the newest indexed ctime. */
 const CTIME_GRANULARITY_NS = 20_000_000n;
@@ -106,5 +106,17 @@ export class CopySnapshotter implements Snapshotter {
     if (!(await this.exists(keyOrId))) return;
     await this.store.assertUnused(keyOrId);
     await this.store.dropCommitted(keyOrId);
+  }
+
+  async list(): Promise<SnapshotInfo[]> {
+    return (await this.store.listCommitted()).map((m) => ({ id: m.id, parent: m.parent, kind: m.kind, created: m.created }));
+  }
+
+  async listActiveParents(): Promise<string[]> {
+    return (await this.store.listActive()).flatMap((m) => (m.parent === null ? [] : [m.parent]));
+  }
+
+  usage(id: string): Promise<number> {
+    return this.store.usage(id);
   }
 }

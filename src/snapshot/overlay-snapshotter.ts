@@ -7,7 +7,7 @@ import { MOUNT_DATA_MAX, mountOverlay, mountPoints, overlayOptions, unmount } fr
 import { normaliseOpaqueMarks, OPAQUE_XATTR } from './opaque-xattr.js';
 import { runTool } from './run-tool.js';
 import { type CommittedMeta, SnapshotStore, snapshotDirName } from './snapshot-store.js';
-import type { FillInfo, Rootfs, Snapshotter } from './types.js';
+import type { FillInfo, Rootfs, SnapshotInfo, Snapshotter } from './types.js';
 
 export const DEFAULT_MAX_LOWERS = 128;
 
@@ -116,6 +116,18 @@ export class OverlaySnapshotter implements Snapshotter {
     if (!(await this.exists(keyOrId))) return;
     await this.store.assertUnused(keyOrId);
     await this.store.dropCommitted(keyOrId);
+  }
+
+  async list(): Promise<SnapshotInfo[]> {
+    return (await this.store.listCommitted()).map((m) => ({ id: m.id, parent: m.parent, kind: m.kind, created: m.created }));
+  }
+
+  async listActiveParents(): Promise<string[]> {
+    return (await this.store.listActive()).flatMap((m) => (m.parent === null ? [] : [m.parent]));
+  }
+
+  usage(id: string): Promise<number> {
+    return this.store.usage(id);
   }
 
   /** Lower dirs (relative to the store dir, topmost first) that show the merged chain. */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { withFileLock } from '../content/file-lock.js';
@@ -271,6 +271,29 @@ export class SnapshotStore {
       if (meta && meta.kind === this.kind) out.push(meta);
     }
     return out;
+  }
+
+  /** Bytes committed `id` takes on disk (its fs, flat copy and meta; hard links counted once). */
+  async usage(id: string): Promise<number> {
+    await this.requireCommitted(id);
+    const seen = new Set<string>();
+    let total = 0;
+    const walk = async (path: string): Promise<void> => {
+      let st;
+      try {
+        st = await lstat(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      const ino = `${st.dev}:${st.ino}`;
+      if (seen.has(ino)) return;
+      seen.add(ino);
+      total += st.blocks * 512;
+      if (st.isDirectory()) for (const name of await readdir(path)) await walk(join(path, name));
+    };
+    await walk(this.committedDir(id));
+    return total;
   }
 
   async listActive(): Promise<ActiveMeta[]> {

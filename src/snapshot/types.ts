@@ -57,6 +57,21 @@ export interface Snapshotter {
   commit(key: string, id: string): Promise<void>;
   /** Drop an active or committed snapshot. A committed one that is still a parent of another refuses (SNAPSHOT_IN_USE). */
   remove(keyOrId: string): Promise<void>;
+  /** Every committed snapshot of this kind (no sizes: see usage()). Active ones are listed by listActive(). */
+  list(): Promise<SnapshotInfo[]>;
+  /** Parents of the active snapshots (any live or stale process): these and their chains are in use. */
+  listActiveParents(): Promise<string[]>;
+  /** Bytes a committed snapshot takes on disk (walks its tree; hard links counted once). */
+  usage(id: string): Promise<number>;
+}
+
+/** A committed snapshot as list() reports it. */
+export interface SnapshotInfo {
+  id: string;
+  parent: string | null;
+  kind: SnapshotterKind;
+  /** ISO time of the commit. */
+  created: string;
 }
 
 export interface CreateSnapshotterOptions {
