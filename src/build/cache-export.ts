@@ -46,7 +46,22 @@ export interface CacheExportContext {
  * One layer per cache mount (its whole directory, read under a shared lock),
  * annotated with its id, in `compression` (default gzip); ordered by id.
  */
-async function writeMountLayers(store: ContentStore, mounts: ReadonlyMap<string, CacheMountUse>, compression: CompressionSpec | undefined, signal?: AbortSignal): Promise<Descriptor[]> {
+function writeMountLayers(store: ContentStore, mounts: ReadonlyMap<string, CacheMountUse>, compression: CompressionSpec | undefined, signal?: AbortSignal): Promise<Descriptor[]> {
+  // Exports in the same compression share one write of each mount.
+  const key = JSON.stringify(compression ?? null);
+  let written = mountLayerWrites.get(mounts)?.get(key);
+  if (!written) {
+    written = writeMountLayersOnce(store, mounts, compression, signal);
+    const m = mountLayerWrites.get(mounts) ?? new Map<string, Promise<Descriptor[]>>();
+    m.set(key, written);
+    mountLayerWrites.set(mounts, m);
+  }
+  return written;
+}
+
+const mountLayerWrites = new WeakMap<ReadonlyMap<string, CacheMountUse>, Map<string, Promise<Descriptor[]>>>();
+
+async function writeMountLayersOnce(store: ContentStore, mounts: ReadonlyMap<string, CacheMountUse>, compression: CompressionSpec | undefined, signal?: AbortSignal): Promise<Descriptor[]> {
   const out: Descriptor[] = [];
   for (const id of [...mounts.keys()].sort()) {
     const m = mounts.get(id)!;
@@ -324,13 +339,16 @@ export async function prepareBuildCache(o: {
   platform?: string;
   insecureRegistries?: string[];
   push: boolean;
-  /** --no-cache: nothing is looked up, so nothing is imported (the values are still checked). */
+  /**
+   * --no-cache: nothing is looked up, so only sources with mounts=true are
+   * imported, for their cache mounts (the other values are still checked).
+   */
   noCache?: boolean;
   onEvent?: (e: BuildEvent) => void;
   signal?: AbortSignal;
 }): Promise<BuildCache> {
   const parsedFrom = (o.cacheFrom ?? []).map(parseCacheFrom);
-  const cacheFrom = o.noCache ? [] : parsedFrom;
+  const cacheFrom = o.noCache ? parsedFrom.filter((s) => s.mounts) : parsedFrom;
   const cacheTo = (o.cacheTo ?? []).map(parseCacheTo);
   const root = o.kilnRoot ?? kilnRoot();
   const emit = o.onEvent;

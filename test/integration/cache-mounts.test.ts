@@ -31,7 +31,7 @@ RUN --mount=type=cache,target=/cache,id=c1 sh -c 'cat /cache/f > /out 2>/dev/nul
 `;
 
 /** Build `dockerfile` under a fresh or named $KILN_ROOT; returns the infos and the /out of the image (or undefined). */
-async function kbuild(root: string, dockerfile: string, opts: { cacheTo?: string[]; cacheFrom?: string[] } = {}): Promise<{ out: string | undefined; infos: string[] }> {
+async function kbuild(root: string, dockerfile: string, opts: { cacheTo?: string[]; cacheFrom?: string[]; noCache?: boolean } = {}): Promise<{ out: string | undefined; infos: string[] }> {
   const ctx = join(work, `ctx-${root}-${Math.random().toString(36).slice(2)}`);
   await mkdir(ctx, { recursive: true });
   await writeFile(join(ctx, 'Dockerfile'), dockerfile);
@@ -70,6 +70,10 @@ test('store A exports cache mount c1 (local and registry); fresh stores import i
 
   const c = await kbuild('C', READER(base), { cacheFrom: [`type=registry,ref=${ref},mounts=true`] });
   assert.is(c.out, 'data\n');
+
+  // --no-cache skips the instruction cache, not the imported cache mounts.
+  const e = await kbuild('E', READER(base), { cacheFrom: [`type=local,src=${local},mounts=true`], noCache: true });
+  assert.is(e.out, 'data\n');
 
   // Without mounts=true the mount starts empty.
   const d = await kbuild('D', READER(base), { cacheFrom: [`type=local,src=${local}`] });
