@@ -3,7 +3,6 @@
  * and no build-cache record names its chain, a tagged image keeps its whole chain (the shared
  * base snapshot included) and rebuilds from the cache. Real CLI, local registry, busybox fixture.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { chainId } from '../../src/build/image-state.js';
 import { pushBusybox } from '../helpers/fixtures.js';
 import { type TestRegistry, startRegistry } from '../helpers/registry.js';
-import { kilnBin } from '../helpers/repo.js';
+import { runKiln } from '../helpers/run-kiln.js';
 
 const t = suite('kiln prune: blobs and snapshots');
 let reg: TestRegistry;
@@ -31,20 +30,8 @@ t.after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-function kiln(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [kilnBin, ...args], { cwd: work, env: { ...process.env, KILN_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d: Buffer) => (out += d));
-    c.stderr.on('data', (d: Buffer) => (err += d));
-    const timer = setTimeout(() => c.kill('SIGKILL'), 60_000);
-    c.on('error', reject);
-    c.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, out, err });
-    });
-  });
+function kiln(args: string[]) {
+  return runKiln(args, { cwd: work, env: { KILN_ROOT: root } });
 }
 
 async function build(name: string, dockerfile: string): Promise<{ out: string; err: string }> {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { pushBusybox } from '../helpers/fixtures.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { htpasswdAuth, startTokenIssuer, type HtpasswdAuth, type TokenIssuer } from '../helpers/registry-auth.js';
-import { kilnBin } from '../helpers/repo.js';
+import { runKiln } from '../helpers/run-kiln.js';
 
 const USER = 'alice';
 const PASS = 'S3cret-Pa55-xyzzy';
@@ -24,21 +23,8 @@ function assertNoSecret(text: string, where: string): void {
   assert.not.match(text, /eyJ[A-Za-z0-9_-]{10,}\./, `${where} leaks a JWT`);
 }
 
-function kiln(args: string[], env: Record<string, string>, stdin?: string): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [kilnBin, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d: Buffer) => (out += d));
-    c.stderr.on('data', (d: Buffer) => (err += d));
-    const timer = setTimeout(() => c.kill('SIGKILL'), 60_000);
-    c.on('error', reject);
-    c.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, out, err });
-    });
-    c.stdin.end(stdin ?? '');
-  });
+function kiln(args: string[], env: Record<string, string>, stdin?: string) {
+  return runKiln(args, { env, ...(stdin === undefined ? {} : { stdin }) });
 }
 
 const basic = suite<{ reg: TestRegistry; auth: HtpasswdAuth; work: string; env: Record<string, string> }>('registry auth: Basic (htpasswd)');

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,24 +8,12 @@ import { writeImage, writeIndex } from '../../src/image/index.js';
 import { pullImage, pushImage, RegistryClient } from '../../src/registry/index.js';
 import { pushBusybox } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { kilnBin } from '../helpers/repo.js';
+import { runKiln } from '../helpers/run-kiln.js';
 
 const t = suite<{ reg: TestRegistry; work: string; env: Record<string, string>; ref: string }>('kiln images/tag/rmi/inspect/prune/store verify');
 
-function kiln(args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [kilnBin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d: Buffer) => (out += d));
-    c.stderr.on('data', (d: Buffer) => (err += d));
-    const timer = setTimeout(() => c.kill('SIGKILL'), 60_000);
-    c.on('error', reject);
-    c.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, out, err });
-    });
-  });
+function kiln(args: string[], env: Record<string, string>) {
+  return runKiln(args, { env });
 }
 
 t.before(async (ctx) => {
