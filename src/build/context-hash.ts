@@ -1,18 +1,15 @@
 import { createHash } from 'node:crypto';
 import { type Stats, createReadStream, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { atomicWrite } from './cache-store.js';
 import { Semaphore } from './semaphore.js';
 import { type IncludeFilter, expandSource } from './copy-files.js';
 
 const hashOps = new Semaphore(32);
 
-interface IndexEntry {
-  /** size:mtimeMs:ctimeMs:ino */
-  stat: string;
-  digest: string;
-}
+/** Bumped when the on-disk index layout changes (old files are then ignored, not misread). */
+const INDEX_VERSION = 2;
 
 export interface SelectionDigest {
   digest: string;
@@ -20,47 +17,69 @@ export interface SelectionDigest {
   files: Record<string, string>;
 }
 
+/** Identity of a file's content as far as the index trusts it: size, mtime, ctime, inode. */
+function statSig(st: Stats): string {
+  return `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
+}
+
 /**
  * Content digests of COPY/ADD selections from the build context. A
  * persistent index keyed by path and (size, mtime, ctime, inode) avoids
- * rehashing unchanged files; it is saved at the end of the build.
+ * rehashing unchanged files; it is saved at the end of the build only when a
+ * file was (re)hashed. On disk it is one flat JSON array
+ * [path, sig, digest, path, sig, digest, …] (cheap to parse, no per-entry
+ * objects); in memory path → "sig digest" with the 64-hex digest last.
  */
 export class ContextHasher {
-  private index: Map<string, IndexEntry> | undefined;
+  private index: Map<string, string> | undefined;
+  private loading: Promise<Map<string, string>> | undefined;
   private dirty = false;
   private readonly indexPath: string;
+  private readonly legacyIndexPath: string;
 
   constructor(cacheDir: string, private readonly contextDir: string) {
     const id = createHash('sha256').update(contextDir).digest('hex').slice(0, 32);
-    this.indexPath = join(cacheDir, 'context-index', `${id}.json`);
+    this.indexPath = join(cacheDir, 'context-index', `${id}.v${INDEX_VERSION}.json`);
+    this.legacyIndexPath = join(cacheDir, 'context-index', `${id}.json`);
   }
 
-  private async load(): Promise<Map<string, IndexEntry>> {
-    if (!this.index) {
+  private load(): Promise<Map<string, string>> {
+    this.loading ??= (async () => {
+      const index = new Map<string, string>();
       try {
-        this.index = new Map(Object.entries(JSON.parse(await readFile(this.indexPath, 'utf8')) as Record<string, IndexEntry>));
+        const flat = JSON.parse(await readFile(this.indexPath, 'utf8')) as unknown;
+        if (Array.isArray(flat)) {
+          for (let i = 0; i + 2 < flat.length; i += 3) {
+            const [path, sig, digest] = [flat[i], flat[i + 1], flat[i + 2]];
+            if (typeof path === 'string' && typeof sig === 'string' && typeof digest === 'string' && /^[0-9a-f]{64}$/.test(digest)) {
+              index.set(path, `${sig} ${digest}`);
+            }
+          }
+        }
       } catch {
-        this.index = new Map();
+        // Missing or unreadable index: everything is hashed afresh.
       }
-    }
-    return this.index;
+      this.index = index;
+      return index;
+    })();
+    return this.loading;
   }
 
   async save(): Promise<void> {
     if (!this.dirty || !this.index) return;
-    await atomicWrite(this.indexPath, JSON.stringify(Object.fromEntries(this.index)));
+    const flat: string[] = [];
+    for (const [path, v] of this.index) flat.push(path, v.slice(0, -65), v.slice(-64));
+    await atomicWrite(this.indexPath, JSON.stringify(flat));
+    await rm(this.legacyIndexPath, { force: true }).catch(() => undefined);
     this.dirty = false;
   }
 
-  private async fileDigest(host: string, st: import('node:fs').Stats): Promise<string> {
+  private async fileDigest(host: string, sig: string): Promise<string> {
     const index = await this.load();
-    const sig = `${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.ino}`;
-    const hit = index.get(host);
-    if (hit && hit.stat === sig) return hit.digest;
     const h = createHash('sha256');
     for await (const chunk of createReadStream(host)) h.update(chunk as Buffer);
     const digest = h.digest('hex');
-    index.set(host, { stat: sig, digest });
+    index.set(host, `${sig} ${digest}`);
     this.dirty = true;
     return digest;
   }
@@ -71,8 +90,9 @@ export class ContextHasher {
     const files: Record<string, string> = {};
     const lines: string[] = [];
     // Metadata walk is synchronous (one lstat per entry without a promise per
-    // call: a warm 10k-file context costs tens of ms); only files whose
-    // (size, mtime, ctime, inode) changed are read, concurrently.
+    // call); entries keep only the signature string, not the Stats object, so
+    // a 20k-file walk leaves little for the GC. Only files whose signature
+    // changed are read, concurrently.
     const entries: WalkEntry[] = [];
     for (const s of sources) {
       const matches = await expandSource({ srcRoot, include }, s);
@@ -91,10 +111,9 @@ export class ContextHasher {
     const digests = new Map<string, string>();
     for (const e of entries) {
       if ('line' in e) continue;
-      const sig = `${e.st.size}:${e.st.mtimeMs}:${e.st.ctimeMs}:${e.st.ino}`;
       const hit = index.get(e.host);
-      if (hit && hit.stat === sig) digests.set(e.host, hit.digest);
-      else pending.push(hashOps.run(async () => void digests.set(e.host, await this.fileDigest(e.host, e.st))));
+      if (hit !== undefined && hit.length === e.sig.length + 65 && hit.startsWith(e.sig)) digests.set(e.host, hit.slice(-64));
+      else pending.push(hashOps.run(async () => void digests.set(e.host, await this.fileDigest(e.host, e.sig))));
     }
     await Promise.all(pending);
     for (const e of entries) {
@@ -112,16 +131,17 @@ export class ContextHasher {
   }
 }
 
-type WalkEntry = { line: string; link?: [string, string] } | { rel: string; host: string; st: Stats; mode: string };
+type WalkEntry = { line: string; link?: [string, string] } | { rel: string; host: string; sig: string; mode: string };
 
 /** Pre-order, name-sorted walk; regular files are returned for hashing, the rest as lines. */
 function walkSync(host: string, rel: string, st: Stats, include: IncludeFilter | undefined, out: WalkEntry[], top: boolean): void {
   const mode = (st.mode & 0o7777).toString(8);
   if (st.isDirectory()) {
     out.push({ line: `d ${rel} ${mode}` });
+    const base = host.endsWith('/') ? host : `${host}/`;
     for (const n of readdirSync(host).sort()) {
       const childRel = rel === '.' ? n : `${rel}/${n}`;
-      const child = posix.join(host, n);
+      const child = base + n;
       const cst = lstatSync(child);
       if (include && !include(childRel, cst.isDirectory())) continue;
       walkSync(child, childRel, cst, include, out, false);
@@ -134,7 +154,7 @@ function walkSync(host: string, rel: string, st: Stats, include: IncludeFilter |
     return;
   }
   if (st.isFile()) {
-    out.push({ rel, host, st, mode });
+    out.push({ rel, host, sig: statSig(st), mode });
     return;
   }
   out.push({ line: `o ${rel} ${mode}` });
