@@ -51,7 +51,7 @@ export class ContextHasher {
         if (Array.isArray(flat)) {
           for (let i = 0; i + 2 < flat.length; i += 3) {
             const [path, sig, digest] = [flat[i], flat[i + 1], flat[i + 2]];
-            if (typeof path === 'string' && typeof sig === 'string' && typeof digest === 'string' && /^[0-9a-f]{64}$/.test(digest)) {
+            if (typeof path === 'string' && typeof sig === 'string' && typeof digest === 'string' && digest.length === 64) {
               index.set(path, `${sig} ${digest}`);
             }
           }
@@ -86,7 +86,8 @@ export class ContextHasher {
 
   /** Digest of exactly what `sources` select under `srcRoot` (names, types, modes, link targets, contents). */
   async hashSelection(srcRoot: string, sources: string[], include?: IncludeFilter): Promise<SelectionDigest> {
-    const index = await this.load();
+    // The index file is read while the context is walked.
+    const indexLoaded = this.load();
     const files: Record<string, string> = {};
     const lines: string[] = [];
     // Metadata walk is synchronous (one lstat per entry without a promise per
@@ -107,13 +108,13 @@ export class ContextHasher {
         walkSync(m.host, m.rel.replace(/(.)\/+$/, '$1'), st, include, entries, true);
       }
     }
+    const index = await indexLoaded;
     const pending: Array<Promise<void>> = [];
-    const digests = new Map<string, string>();
     for (const e of entries) {
       if ('line' in e) continue;
       const hit = index.get(e.host);
-      if (hit !== undefined && hit.length === e.sig.length + 65 && hit.startsWith(e.sig)) digests.set(e.host, hit.slice(-64));
-      else pending.push(hashOps.run(async () => void digests.set(e.host, await this.fileDigest(e.host, e.sig))));
+      if (hit !== undefined && hit.length === e.sig.length + 65 && hit.startsWith(e.sig)) e.digest = hit.slice(-64);
+      else pending.push(hashOps.run(async () => void (e.digest = await this.fileDigest(e.host, e.sig))));
     }
     await Promise.all(pending);
     for (const e of entries) {
@@ -122,7 +123,7 @@ export class ContextHasher {
         if (e.link) files[e.link[0]] = e.link[1];
         continue;
       }
-      const d = digests.get(e.host)!;
+      const d = e.digest!;
       files[e.rel] = d;
       lines.push(`f ${e.rel} ${e.mode} ${d}`);
     }
@@ -131,7 +132,7 @@ export class ContextHasher {
   }
 }
 
-type WalkEntry = { line: string; link?: [string, string] } | { rel: string; host: string; sig: string; mode: string };
+type WalkEntry = { line: string; link?: [string, string] } | { rel: string; host: string; sig: string; mode: string; digest?: string };
 
 /** Pre-order, name-sorted walk; regular files are returned for hashing, the rest as lines. */
 function walkSync(host: string, rel: string, st: Stats, include: IncludeFilter | undefined, out: WalkEntry[], top: boolean): void {
@@ -154,7 +155,7 @@ function walkSync(host: string, rel: string, st: Stats, include: IncludeFilter |
     return;
   }
   if (st.isFile()) {
-    out.push({ rel, host, sig: statSig(st), mode });
+    out.push({ rel, host, sig: statSig(st), mode, digest: undefined });
     return;
   }
   out.push({ line: `o ${rel} ${mode}` });
