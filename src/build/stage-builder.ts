@@ -22,6 +22,7 @@ import { DEFAULT_PATH, addHistory, chainId, cloneState, containerConfig, envGet,
 import type { HeredocSource, Instr, StageDef } from './model.js';
 import { chompHeredoc } from '../dockerfile/heredoc.js';
 import { INLINE_CACHE_FIELD } from './cache-manifest.js';
+import { PartialImage, literalSources } from './copy-from-image.js';
 
 export interface StageResult {
   state: ImageState;
@@ -672,7 +673,9 @@ export class StageBuilder {
     },
   ): Promise<void> {
     const { KW, cfg, values, sources, local, dest, chown, chmodText, chmod, excludes, heredocs, downloaded, gits, checkouts } = a;
-    const src = local.length ? await this.resolveSource(ins.from, ins) : ({ kind: 'context', dir: this.shared.opts.contextDir } as Source);
+    // COPY --from=<image> of literal paths: manifest + config only; the step fetches just the top layers it needs.
+    const partial = local.length ? await this.partialImageOf(ins, local, excludes) : undefined;
+    const src = partial ? partial.source : local.length ? await this.resolveSource(ins.from, ins) : ({ kind: 'context', dir: this.shared.opts.contextDir } as Source);
     let sourcesPart: CacheKeyParts['sources'];
     const inputs: Record<string, string> = {};
     if (src.kind === 'context' && local.length) sourcesPart = await this.shared.hasher.hashSelection(src.dir, local, src.include);
@@ -700,7 +703,7 @@ export class StageBuilder {
     await this.layerStep(ins, idx, history, parts, async (rootfs) => {
       const rt = this.shared.runtime;
       const owner = chown !== undefined ? await rt.resolveChown(rootfs, chown) : undefined;
-      let srcRoot = src.kind === 'context' ? src.dir : await this.rootfsOf(ins.from!, ins);
+      let srcRoot = src.kind === 'context' ? src.dir : ((partial && (await partial.rootfs())) ?? (await this.rootfsOf(ins.from!, ins)));
       try {
         const unpackAllowed = ins.kind === 'add' && ins.unpack !== false;
         await copyFiles({
@@ -745,6 +748,41 @@ export class StageBuilder {
         await this.releaseViews();
       }
     });
+  }
+
+  /**
+   * For `COPY --from=<image>` (not a stage, not a local build context) whose
+   * sources are all literal paths, and no image stored locally under the
+   * reference: the image resolved without its layers (copy-from-image.ts).
+   * Its cache key is the full path's (`image <manifest digest>`). `rootfs()`
+   * gives a scratch rootfs of only the top layers that settle the sources
+   * (released with the step's views), or undefined when unsure: the caller
+   * then takes the full path (rootfsOf). Undefined when not applicable.
+   */
+  private async partialImageOf(ins: Extract<Instr, { kind: 'copy' | 'add' }>, local: string[], excludes: string[]) {
+    const from = ins.from;
+    if (ins.kind !== 'copy' || from === undefined || ins.parents || excludes.length > 0 || !literalSources(local)) return undefined;
+    const named = this.shared.opts.buildContexts?.[from];
+    if (named !== undefined && !named.startsWith('docker-image://')) return undefined;
+    if (this.fromStageIndex(from, ins.range) !== undefined) return undefined;
+    const ref = this.normalizeRef(from, ins.range);
+    const rt = this.shared.runtime;
+    if (ref.startsWith('oci-layout://') || (!this.shared.opts.pull && (await rt.store.getTag(ref)))) return undefined;
+    const signal = this.shared.opts.signal;
+    const img = await PartialImage.open(ref, { store: rt.store, platform: this.platform, insecureRegistries: this.shared.opts.insecureRegistries ?? [], ...(signal ? { signal } : {}) }).catch((err) => {
+      if (signal?.aborted) throw err;
+      return undefined; // the full path resolves (and reports) it
+    });
+    if (!img) return undefined;
+    const source: Source = { kind: 'state', state: { config: img.config, layers: img.layers }, key: `image ${img.manifestDigest}` };
+    const rootfs = async (): Promise<string | undefined> => {
+      const x = await img.extract(local, rt.applyLayer);
+      if (!x) return undefined;
+      this.views.push(x.release);
+      this.shared.emit({ type: 'info', message: `COPY --from=${from}: used ${x.layersFetched} of ${x.layersTotal} layers (${x.bytesUsed} of ${x.bytesTotal} bytes)`, time: Date.now() });
+      return x.dir;
+    };
+    return { source, rootfs };
   }
 
   private heredocBody(h: HeredocSource, ins: Instr): string {
