@@ -14,14 +14,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openContentStore } from '../../src/content/oci-layout-store.js';
 import type { Digest } from '../../src/oci/digest.js';
-import { pushLayout, writeOciLayout, type WrittenLayout } from '../helpers/fixtures.js';
+import { pushLayout, writeOciLayout } from '../helpers/fixtures.js';
 import { type TestRegistry, startRegistry } from '../helpers/registry.js';
 import { type E2EEnv, buildCase, buildFails } from './e2e-harness.js';
 
 let reg: TestRegistry;
 let work: string;
 let ref: string;
-let layout: WrittenLayout;
+let layout: Awaited<ReturnType<typeof writeOciLayout>>;
 let n = 0;
 
 const dir = (name: string) => ({ name, type: 'directory' as const, mode: 0o755 });
