@@ -1,4 +1,5 @@
-import { type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { request } from './undici-lite.js';
 import { RegistryError, redactUrl } from '../errors.js';
 import type { Credentials } from './docker-config.js';
 import { describeErrorBody } from './http-util.js';

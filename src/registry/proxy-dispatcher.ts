@@ -1,4 +1,5 @@
-import { Agent, Dispatcher, ProxyAgent } from 'undici';
+import type * as U from 'undici';
+import { Agent, Dispatcher, ProxyAgent } from './undici-lite.js';
 import { isLoopbackHost } from './registries-conf.js';
 
 /**
@@ -71,13 +72,13 @@ export function bypassProxy(host: string, port: string, noProxy: string): boolea
  * directly. `tls` applies to the registry connection (also inside a CONNECT tunnel).
  */
 export class ProxyDispatcher extends Dispatcher {
-  private readonly direct: Agent;
-  private readonly http?: ProxyAgent;
-  private readonly https?: ProxyAgent;
+  private readonly direct: U.Agent;
+  private readonly http?: U.ProxyAgent;
+  private readonly https?: U.ProxyAgent;
 
   constructor(
     private readonly settings: ProxySettings,
-    agentOptions: Agent.Options,
+    agentOptions: U.Agent.Options,
     tls?: { rejectUnauthorized: boolean },
   ) {
     super();
@@ -87,7 +88,7 @@ export class ProxyDispatcher extends Dispatcher {
     if (settings.httpsProxy) this.https = proxied(settings.httpsProxy);
   }
 
-  private pick(origin: URL): Dispatcher {
+  private pick(origin: URL): U.Dispatcher {
     const secure = origin.protocol === 'https:';
     const proxy = secure ? this.https : this.http;
     if (!proxy) return this.direct;
@@ -95,7 +96,7 @@ export class ProxyDispatcher extends Dispatcher {
     return bypassProxy(origin.hostname, port, this.settings.noProxy) ? this.direct : proxy;
   }
 
-  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandlers): boolean {
+  override dispatch(options: U.Dispatcher.DispatchOptions, handler: U.Dispatcher.DispatchHandlers): boolean {
     return this.pick(new URL(String(options.origin))).dispatch(options, handler);
   }
 

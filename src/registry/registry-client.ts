@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, request } from './undici-lite.js';
 import { DigestMismatchError, KilnError, RegistryError, redactUrl } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, parseDigest, sha256Digest } from '../oci/digest.js';
