@@ -64,10 +64,10 @@ function sourcePath(s: string): string {
 }
 
 /** What one layer says about one source path. */
-type Verdict = 'none' | 'file' | 'dir' | 'absent' | 'unsure';
+export type Verdict = 'none' | 'file' | 'dir' | 'absent' | 'unsure';
 
 /** Entries of one layer that concern the source paths. */
-interface LayerListing {
+export interface LayerListing {
   /** Normalised path → entry type, for the sources, their parents and (first) descendants. */
   entries: Map<string, string>;
   /** Paths whited out (".wh.NAME" → "DIR/NAME"). */
