@@ -13,7 +13,10 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openContentStore } from '../../src/content/oci-layout-store.js';
+import { writeImage, writeIndex } from '../../src/image/index.js';
 import type { Digest } from '../../src/oci/digest.js';
+import { hostPlatform } from '../../src/oci/platform.js';
+import { RegistryClient, pullImage, pushImage } from '../../src/registry/index.js';
 import { pushLayout, writeOciLayout } from '../helpers/fixtures.js';
 import { type TestRegistry, startRegistry } from '../helpers/registry.js';
 import { type E2EEnv, buildCase, buildFails } from './e2e-harness.js';
@@ -95,6 +98,27 @@ test('a file whited out above the layer holding it: not found, as with the full 
   // Only the context directory in the Dockerfile location differs.
   const msg = (m: string) => m.replace(/^\S*Dockerfile:/, 'Dockerfile:');
   assert.is(msg(lazy), msg(whole));
+});
+
+test('an image index: the manifest of the platform is chosen, still only the top layer is fetched', async () => {
+  // The index is assembled in a scratch store (it holds every blob) and pushed.
+  const scratch = openContentStore(join(work, 'index-store'));
+  const client = new RegistryClient();
+  let target: string;
+  try {
+    const img = await pullImage(ref, { store: scratch, client, tag: false });
+    const other = await writeImage(scratch, { config: { ...img.config, architecture: 'riscv64' }, layers: img.layers });
+    const idx = await writeIndex(scratch, [{ ...img.descriptor, platform: hostPlatform() }, other.descriptor]);
+    target = `${reg.host}/lazy/app:index`;
+    await pushImage(scratch, idx.descriptor, target, { client });
+  } finally {
+    await client.close();
+  }
+  const env = await freshEnv();
+  const r = await buildCase(env, { dockerfile: `FROM scratch\nCOPY --from=${target} /etc/app.conf /app.conf\n` });
+  assert.is(await r.read('app.conf'), 'hello app\n');
+  assert.ok(r.log.includes('used 1 of 3 layers'), r.log);
+  assert.not.ok(await stored(env, 0), 'bottom layer must not be fetched');
 });
 
 test('wildcards, directories and symlinks take the full path', async () => {
