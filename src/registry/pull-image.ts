@@ -72,7 +72,8 @@ async function pullFrom(ref: ImageReference, ep: Endpoint, opts: PullOptions): P
   const platform = opts.platform ?? hostPlatform();
   const top = await client.getManifest(ep, ref.manifestReference, signal);
   opts.onProgress?.({ kind: 'resolved', reference: ref.toString(), digest: top.descriptor.digest, endpoint: ep.host });
-  await store.write(top.raw, { digest: top.descriptor.digest, size: top.descriptor.size, what: `manifest of "${ref}"` });
+  // Manifest writes (each fsynced) run alongside the blob downloads; all are awaited before returning.
+  const writes: Array<Promise<unknown>> = [store.write(top.raw, { digest: top.descriptor.digest, size: top.descriptor.size, what: `manifest of "${ref}"` })];
   let doc = parseManifestDocument(top.raw, top.descriptor.mediaType);
   let manifestDesc: Descriptor = { ...top.descriptor, mediaType: doc.mediaType };
   let index: PullResult['index'];
@@ -81,15 +82,15 @@ async function pullFrom(ref: ImageReference, ep: Endpoint, opts: PullOptions): P
     const child = selectManifest(doc.index, platform, `"${ref}"`);
     const got = await client.getManifest(ep, child.digest, signal);
     if (got.descriptor.size !== child.size) throw new DigestMismatchError(child.digest, got.descriptor.digest, got.descriptor.size, { what: `manifest for ${formatPlatform(platform)} of "${ref}"` });
-    await store.write(got.raw, { digest: child.digest, size: child.size, what: `manifest for ${formatPlatform(platform)} of "${ref}"` });
+    writes.push(store.write(got.raw, { digest: child.digest, size: child.size, what: `manifest for ${formatPlatform(platform)} of "${ref}"` }));
     doc = parseManifestDocument(got.raw, child.mediaType);
     if (doc.kind !== 'manifest') throw new KilnError('MANIFEST_INVALID', `Invalid index "${ref}": the entry for ${formatPlatform(platform)} is itself an index`);
     manifestDesc = { mediaType: doc.mediaType, digest: child.digest, size: child.size, ...(child.platform ? { platform: child.platform } : {}) };
   }
   if (doc.kind !== 'manifest') throw new KilnError('MANIFEST_INVALID', `Invalid manifest "${ref}"`);
   const manifest = doc.manifest;
-  const blobs = [manifest.config, ...manifest.layers];
-  await mapLimit(blobs, opts.concurrency ?? 4, async (d, i) => {
+  // The config is tiny: it does not take one of the `concurrency` layer slots.
+  const fetchOne = async (d: Descriptor, i: number): Promise<void> => {
     if (d.urls?.length && (d.mediaType.includes('foreign') || d.mediaType.includes('nondistributable'))) {
       throw new KilnError('LAYER_FOREIGN', `Cannot pull "${ref}": layer ${i} is a foreign (non-distributable) layer`, { hint: 'Windows base images are not supported.' });
     }
@@ -103,7 +104,15 @@ async function pullFrom(ref: ImageReference, ep: Endpoint, opts: PullOptions): P
     if (signal) fopts.signal = signal;
     await fetchBlob(client, ep, d, store, fopts);
     opts.onProgress?.({ kind: 'blob-done', digest: d.digest, size: d.size });
-  });
+  };
+  const settle = (p: Promise<unknown>) => p.then(() => undefined, (err: unknown) => err);
+  const failures = await Promise.all([
+    settle(fetchOne(manifest.config, 0)),
+    settle(mapLimit(manifest.layers, opts.concurrency ?? 4, (d, i) => fetchOne(d, i + 1))),
+    ...writes.map(settle),
+  ]);
+  const failed = failures.find((e) => e !== undefined);
+  if (failed !== undefined) throw failed;
   const rawConfig = await store.read(manifest.config.digest);
   const result: PullResult = {
     reference: ref.toString(),
