@@ -65,11 +65,24 @@ export async function pushImage(store: ContentStore, source: Descriptor, ref: st
   const mountFrom = opts.mountFrom ?? (await mountCandidates(store, target));
   const counts = { uploaded: 0, mounted: 0, existed: 0 };
   const done = new Map<Digest, Promise<void>>();
+  const present = new Map<Digest, Promise<boolean>>();
+
+  // HEAD checks are cheap and independent: all of a manifest's go out at once (undici caps
+  // connections per origin); only uploads are limited to `concurrency`.
+  const checkBlob = (d: Descriptor): Promise<boolean> => {
+    let p = present.get(d.digest);
+    if (!p) {
+      p = client.blobExists(ep, d.digest, opts.signal);
+      p.catch(() => undefined); // awaited (and its error raised) by pushOneBlob
+      present.set(d.digest, p);
+    }
+    return p;
+  };
 
   const pushBlob = (d: Descriptor): Promise<void> => {
     let p = done.get(d.digest);
     if (!p) {
-      p = pushOneBlob(store, ep, d, mountFrom, opts, counts);
+      p = pushOneBlob(store, ep, d, mountFrom, opts, counts, checkBlob(d));
       done.set(d.digest, p);
     }
     return p;
@@ -93,6 +106,7 @@ export async function pushImage(store: ContentStore, source: Descriptor, ref: st
       // Non-distributable (foreign) layers stay where their `urls` point, as docker push does.
       const foreign = (b: Descriptor) => (b.urls?.length ?? 0) > 0 && /foreign|nondistributable/.test(b.mediaType);
       const blobs = [doc.manifest.config, ...doc.manifest.layers.filter((b) => !foreign(b))];
+      for (const b of blobs) void checkBlob(b);
       await mapLimit(blobs, opts.concurrency ?? 3, (b) => pushBlob(b));
     }
     await client.putManifest(ep, reference, raw, doc.mediaType, opts.signal);
@@ -111,9 +125,10 @@ async function pushOneBlob(
   mountFrom: string[],
   opts: PushOptions,
   counts: { uploaded: number; mounted: number; existed: number },
+  exists: Promise<boolean>,
 ): Promise<void> {
   const { client, signal } = opts;
-  if (await client.blobExists(ep, d.digest, signal)) {
+  if (await exists) {
     counts.existed++;
     opts.onProgress?.({ kind: 'exists', digest: d.digest, size: d.size });
     return;
