@@ -212,12 +212,21 @@ async function ensureDir(req: CopyRequest, hostDir: string): Promise<void> {
 /** At most 32 file copies in flight: a tree of small files is bound by fs round trips, not bytes. */
 const fileOps = new Semaphore(32);
 
-async function copyTree(req: CopyRequest, srcDir: string, destDir: string, relBase: string, excluded: (rel: string) => boolean): Promise<void> {
+/** `destFresh`: `destDir` was just created by this copy, so nothing in it needs replacing. */
+async function copyTree(req: CopyRequest, srcDir: string, destDir: string, relBase: string, excluded: (rel: string) => boolean, destFresh = false): Promise<void> {
   const names = (await readdir(srcDir)).sort();
-  await Promise.all(names.map((n) => copyTreeEntry(req, srcDir, destDir, relBase, excluded, n)));
+  await Promise.all(names.map((n) => copyTreeEntry(req, srcDir, destDir, relBase, excluded, n, destFresh)));
 }
 
-async function copyTreeEntry(req: CopyRequest, srcDir: string, destDir: string, relBase: string, excluded: (rel: string) => boolean, n: string): Promise<void> {
+async function copyTreeEntry(
+  req: CopyRequest,
+  srcDir: string,
+  destDir: string,
+  relBase: string,
+  excluded: (rel: string) => boolean,
+  n: string,
+  destFresh: boolean,
+): Promise<void> {
   {
     const rel = relBase ? `${relBase}/${n}` : n;
     const src = posix.join(srcDir, n);
@@ -233,15 +242,17 @@ async function copyTreeEntry(req: CopyRequest, srcDir: string, destDir: string, 
       if (filtered && !req.include!(rel, true)) return;
       const selfExcluded = filtered && !req.include!(rel, false);
       let existed = false;
-      try {
-        const d = await lstat(dest);
-        if (d.isDirectory()) existed = true;
-        else await rm(dest, { force: true });
-      } catch {
-        /* missing */
+      if (!destFresh) {
+        try {
+          const d = await lstat(dest);
+          if (d.isDirectory()) existed = true;
+          else await rm(dest, { force: true });
+        } catch {
+          /* missing */
+        }
       }
       if (!existed) await mkdir(dest);
-      await copyTree(req, src, dest, rel, excluded);
+      await copyTree(req, src, dest, rel, excluded, !existed);
       if (selfExcluded && !existed && (await readdir(dest)).length === 0) {
         await rm(dest, { recursive: true, force: true });
         return;
@@ -249,17 +260,24 @@ async function copyTreeEntry(req: CopyRequest, srcDir: string, destDir: string, 
       await applyMeta(req, dest, st, false);
       return;
     }
-    await fileOps.run(() => copyEntry(req, src, dest, st, false));
+    // `st` is already the entry's own lstat: copyEntry need not stat it again.
+    await fileOps.run(() => copyEntry(req, src, dest, st, true, destFresh));
   }
 }
 
-/** Copy one non-directory entry (file, symlink, other) to `dest` (which is replaced). */
-async function copyEntry(req: CopyRequest, src: string, dest: string, st: import('node:fs').Stats, deref: boolean): Promise<void> {
-  try {
-    const d = await lstat(dest);
-    await rm(dest, { recursive: d.isDirectory(), force: true });
-  } catch {
-    /* missing */
+/**
+ * Copy one non-directory entry (file, symlink, other) to `dest` (which is
+ * replaced unless `destFresh` says it cannot exist). `deref`: `st` describes
+ * the entry as it should be copied; otherwise `src` is lstat'ed again.
+ */
+async function copyEntry(req: CopyRequest, src: string, dest: string, st: import('node:fs').Stats, deref: boolean, destFresh = false): Promise<void> {
+  if (!destFresh) {
+    try {
+      const d = await lstat(dest);
+      await rm(dest, { recursive: d.isDirectory(), force: true });
+    } catch {
+      /* missing */
+    }
   }
   let lst = st;
   if (!deref) lst = await lstat(src);
