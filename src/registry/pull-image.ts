@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { ContentStore } from '../content/types.js';
 import { DigestMismatchError, KilnError, RegistryError } from '../errors.js';
 import { parseManifestDocument } from '../image/manifest-document.js';
@@ -16,7 +17,12 @@ export interface PullOptions {
   client: RegistryClient;
   /** Platform chosen from an index (default: the host's). */
   platform?: Platform;
-  /** Parallel blob downloads (default 4: Docker uses 3, containers/image 6; 4 measured best on 2 cores). */
+  /**
+   * Parallel layer downloads (the config does not count). Default: the number of CPUs,
+   * between 2 and 4 — each download hashes and writes on this process's main thread, so
+   * past the core count they only contend (measured on 2 cores against a local registry:
+   * 2 streams pull 200 MB ~10% faster than 3 or 4).
+   */
   concurrency?: number;
   /** Tag the pulled image in the store under its normalised reference (default true). */
   tag?: boolean;
@@ -35,6 +41,10 @@ export interface PullResult extends StoredImage {
   top: Descriptor;
   /** Where it came from (a mirror or the primary host). */
   endpoint: Endpoint;
+}
+
+export function defaultPullConcurrency(): number {
+  return Math.max(2, Math.min(4, availableParallelism()));
 }
 
 /** Run `fn` over `items` with at most `limit` in flight; rejects on the first failure (others finish). */
@@ -108,7 +118,7 @@ async function pullFrom(ref: ImageReference, ep: Endpoint, opts: PullOptions): P
   const settle = (p: Promise<unknown>) => p.then(() => undefined, (err: unknown) => err);
   const failures = await Promise.all([
     settle(fetchOne(manifest.config, 0)),
-    settle(mapLimit(manifest.layers, opts.concurrency ?? 4, (d, i) => fetchOne(d, i + 1))),
+    settle(mapLimit(manifest.layers, opts.concurrency ?? defaultPullConcurrency(), (d, i) => fetchOne(d, i + 1))),
     ...writes.map(settle),
   ]);
   const failed = failures.find((e) => e !== undefined);
