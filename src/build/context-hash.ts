@@ -34,6 +34,9 @@ export class ContextHasher {
   private index: Map<string, string> | undefined;
   private loading: Promise<Map<string, string>> | undefined;
   private dirty = false;
+  /** Files met by this build's walks, and the directories walked whole (for pruning on save). */
+  private readonly seen = new Set<string>();
+  private readonly walkedDirs = new Set<string>();
   private readonly indexPath: string;
   private readonly legacyIndexPath: string;
 
@@ -67,8 +70,15 @@ export class ContextHasher {
 
   async save(): Promise<void> {
     if (!this.dirty || !this.index) return;
+    // Entries under a directory walked whole that the walk did not meet are
+    // deleted (or now ignored) files: drop them so the index does not grow
+    // with churn. Entries elsewhere belong to other selections and stay.
+    const roots = [...this.walkedDirs].map((d) => (d.endsWith('/') ? d : `${d}/`));
     const flat: string[] = [];
-    for (const [path, v] of this.index) flat.push(path, v.slice(0, -65), v.slice(-64));
+    for (const [path, v] of this.index) {
+      if (!this.seen.has(path) && roots.some((r) => path.startsWith(r))) continue;
+      flat.push(path, v.slice(0, -65), v.slice(-64));
+    }
     await atomicWrite(this.indexPath, JSON.stringify(flat));
     await rm(this.legacyIndexPath, { force: true }).catch(() => undefined);
     this.dirty = false;
@@ -106,12 +116,14 @@ export class ContextHasher {
           st = lstatSync(m.host);
         }
         walkSync(m.host, m.rel.replace(/(.)\/+$/, '$1'), st, include, entries, true);
+        if (st.isDirectory()) this.walkedDirs.add(m.host);
       }
     }
     const index = await indexLoaded;
     const pending: Array<Promise<void>> = [];
     for (const e of entries) {
       if ('line' in e) continue;
+      this.seen.add(e.host);
       const hit = index.get(e.host);
       if (hit !== undefined && hit.length === e.sig.length + 65 && hit.startsWith(e.sig)) e.digest = hit.slice(-64);
       else pending.push(hashOps.run(async () => void (e.digest = await this.fileDigest(e.host, e.sig))));
