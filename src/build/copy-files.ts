@@ -288,13 +288,16 @@ async function copyEntry(req: CopyRequest, src: string, dest: string, st: import
   } else {
     return; // devices, fifos and sockets are not copied by COPY
   }
-  await applyMeta(req, dest, lst, lst.isSymbolicLink());
+  // copyFile creates the file with the source's permission bits (umask
+  // aside); chown then keeps them unless setuid/setgid/sticky are involved.
+  const modeCopied = lst.isFile() && !req.chmod && (lst.mode & 0o7000) === 0;
+  await applyMeta(req, dest, lst, lst.isSymbolicLink(), modeCopied);
 }
 
-async function applyMeta(req: CopyRequest, dest: string, st: import('node:fs').Stats, isLink: boolean): Promise<void> {
+async function applyMeta(req: CopyRequest, dest: string, st: import('node:fs').Stats, isLink: boolean, modeCopied = false): Promise<void> {
   const owner = req.chown ?? (req.fromContext ? { uid: 0, gid: 0 } : { uid: st.uid, gid: st.gid });
   await lchown(dest, owner.uid, owner.gid);
-  if (!isLink) {
+  if (!isLink && !modeCopied) {
     const mode = req.chmod ? applyModeSpec(req.chmod, st.mode & 0o7777, st.isDirectory()) : st.mode & 0o7777;
     await chmod(dest, mode);
   }
