@@ -115,13 +115,15 @@ async function pullFrom(ref: ImageReference, ep: Endpoint, opts: PullOptions): P
     await fetchBlob(client, ep, d, store, fopts);
     opts.onProgress?.({ kind: 'blob-done', digest: d.digest, size: d.size });
   };
-  const settle = (p: Promise<unknown>) => p.then(() => undefined, (err: unknown) => err);
-  const failures = await Promise.all([
-    settle(fetchOne(manifest.config, 0)),
-    settle(mapLimit(manifest.layers, opts.concurrency ?? defaultPullConcurrency(), (d, i) => fetchOne(d, i + 1))),
-    ...writes.map(settle),
+  // Everything in flight finishes (no half-written temp files left behind); after the first
+  // failure no further layer starts, and that failure is raised.
+  let failed: unknown;
+  const track = (p: Promise<unknown>) => p.catch((err: unknown) => void (failed ??= err));
+  await Promise.all([
+    track(fetchOne(manifest.config, 0)),
+    track(mapLimit(manifest.layers, opts.concurrency ?? defaultPullConcurrency(), async (d, i) => (failed === undefined ? fetchOne(d, i + 1) : undefined))),
+    ...writes.map(track),
   ]);
-  const failed = failures.find((e) => e !== undefined);
   if (failed !== undefined) throw failed;
   const rawConfig = await store.read(manifest.config.digest);
   const result: PullResult = {
