@@ -1,9 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline as pipelineCb, Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { pipeline as pipelineCb, Readable } from 'node:stream';
 import { DigestMismatchError, KilnError, NotFoundError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { type Digest, digestAlgorithm, digestHex, parseDigest } from '../oci/digest.js';
@@ -12,6 +11,47 @@ import { kilnRoot } from '../util/paths.js';
 import { withFileLock } from './file-lock.js';
 import type { BlobInfo, ContentStore, IngestExpectation } from './types.js';
 import { VerifyStream } from './verify-stream.js';
+
+/**
+ * Copy `src` into a new file `path`, handing each chunk to `onChunk` first (which may throw
+ * to abort). Chunks are gathered into writev batches of INGEST_BUFFER_BYTES, one batch in
+ * flight while the next is read; the file is fsynced before it is closed.
+ */
+async function copyToFile(src: Readable | AsyncIterable<Buffer>, path: string, onChunk: (chunk: Buffer) => void): Promise<void> {
+  const fh = await open(path, 'w');
+  let inflight: Promise<void> | undefined;
+  try {
+    let batch: Buffer[] = [];
+    let batched = 0;
+    const flush = async (bufs: Buffer[], size: number) => {
+      let { bytesWritten } = await fh.writev(bufs);
+      while (bytesWritten < size) {
+        // A short write (rare on regular files): write what is left.
+        const rest = Buffer.concat(bufs).subarray(bytesWritten);
+        bytesWritten += (await fh.write(rest)).bytesWritten;
+      }
+    };
+    for await (const piece of src) {
+      const chunk = Buffer.isBuffer(piece) ? piece : Buffer.from(piece as Uint8Array);
+      onChunk(chunk);
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= INGEST_BUFFER_BYTES || batch.length >= 512) {
+        await inflight;
+        inflight = flush(batch, batched);
+        inflight.catch(() => undefined); // raised by the next await
+        batch = [];
+        batched = 0;
+      }
+    }
+    await inflight;
+    if (batch.length) await flush(batch, batched);
+    await fh.sync();
+  } finally {
+    await inflight?.catch(() => undefined);
+    await fh.close();
+  }
+}
 
 /** The annotation that names a tag in index.json (value: the normalised reference). */
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
@@ -108,21 +148,15 @@ export class OciLayoutStore implements ContentStore {
     const tmp = join(this.root, 'ingest', `${Date.now()}-${process.pid}-${randomBytes(6).toString('hex')}`);
     const hash = createHash(alg);
     let bytes = 0;
-    const tap = new Transform({
-      highWaterMark: INGEST_BUFFER_BYTES,
-      transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback) {
-        bytes += chunk.length;
-        if (expect.size !== undefined && bytes > expect.size) {
-          cb(new DigestMismatchError(expect.digest ?? `${expect.size} bytes`, `more than ${expect.size} bytes`, bytes, expect.what ? { what: expect.what } : {}));
-          return;
-        }
-        hash.update(chunk);
-        cb(null, chunk);
-      },
-    });
+    const count = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (expect.size !== undefined && bytes > expect.size) {
+        throw new DigestMismatchError(expect.digest ?? `${expect.size} bytes`, `more than ${expect.size} bytes`, bytes, expect.what ? { what: expect.what } : {});
+      }
+      hash.update(chunk);
+    };
     try {
-      // flush: fsync before close, so a renamed blob is durable.
-      await pipeline(src, tap, createWriteStream(tmp, { flush: true, highWaterMark: INGEST_BUFFER_BYTES } as Parameters<typeof createWriteStream>[1]));
+      await copyToFile(src, tmp, count);
       const digest = `${alg}:${hash.digest('hex')}` as Digest;
       if ((expect.digest && digest !== expect.digest) || (expect.size !== undefined && bytes !== expect.size)) {
         throw new DigestMismatchError(expect.digest ?? digest, expect.digest && digest !== expect.digest ? digest : `${bytes} bytes`, bytes, expect.what ? { what: expect.what } : {});
@@ -133,6 +167,7 @@ export class OciLayoutStore implements ContentStore {
       await rename(tmp, dest);
       return { digest, size: bytes };
     } catch (err) {
+      if (src instanceof Readable && !src.destroyed) src.destroy();
       await rm(tmp, { force: true });
       throw err;
     }
