@@ -56,9 +56,9 @@ async function copyToFile(src: Readable | AsyncIterable<Buffer>, path: string, o
 /** The annotation that names a tag in index.json (value: the normalised reference). */
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 /**
- * Bytes buffered between the source, the hashing tap and the file: while one write is in
- * flight, later chunks collect and go out together in one writev (a network body arrives
- * in ~64 KiB pieces; one syscall and one thread-pool round trip each costs more than the copy).
+ * Ingest writes go out in batches of this many bytes (one writev each): a network body
+ * arrives in ~64 KiB pieces, and one syscall plus thread-pool round trip per piece costs
+ * more than gathering them.
  */
 const INGEST_BUFFER_BYTES = 2 * 1024 * 1024;
 
