@@ -13,9 +13,9 @@ import { ensureAssetsLayout, ensureBulkLayout, writeManyFiles } from './data.js'
 import { measure, type CommandSpec } from './measure.js';
 import type { BenchEnv, Scenario, ScenarioRun, Tool } from './types.js';
 
-/** Copy bench/<name> to a scratch context dir for this run. */
-async function contextCopy(env: BenchEnv, name: string): Promise<string> {
-  const dir = join(env.work, 'ctx', name);
+/** Copy bench/<name> to a scratch context dir for this run (ctx/<as>). */
+async function contextCopy(env: BenchEnv, name: string, as = name): Promise<string> {
+  const dir = join(env.work, 'ctx', as);
   await rm(dir, { recursive: true, force: true });
   await mkdir(join(env.work, 'ctx'), { recursive: true });
   await cp(join(env.repoRoot, 'bench', name), dir, { recursive: true });
@@ -174,6 +174,24 @@ export const scenarios: Scenario[] = [
       return pushPullRuns(env, layout, src, size);
     },
   },
+  {
+    name: 'cache',
+    description: 'registry build cache (mode=max) export from a warm store and import into empty storage, vs a cold build (multi-project)',
+    quick: true,
+    async setup(env) {
+      await pushBusyboxTo(env);
+      if (env.quick) {
+        // No Debian fixture in --quick: bench/cache is one 1-second busybox stage.
+        const ctx = await contextCopy(env, 'cache');
+        return cacheRuns(env, ctx, 'registry build cache of bench/cache (a 1 s busybox stage, mode=max)');
+      }
+      env.log('cache: preparing Debian build-essential base (mmdebstrap, cached)…');
+      const layout = await ensureDebianLayout({ include: ['build-essential'], log: env.log });
+      await pushLayout(env.registry, layout, 'debian-build-essential:latest');
+      const ctx = await contextCopy(env, 'multi-project', 'cache-multi-project');
+      return cacheRuns(env, ctx, 'registry build cache of multi-project (mode=max)');
+    },
+  },
 ];
 
 /** A registry started on demand and replaced by `renew()` (fresh storage = nothing to skip). */
@@ -283,5 +301,294 @@ function pushPullRuns(env: BenchEnv, layout: string, src: string, size: string):
     { id: 'push-pull:push', description: `push ${size} from local storage to an empty registry`, tools: [kPush, sPush] },
     { id: 'push-pull:pull', description: `pull ${size} into empty local storage`, tools: [kPull, sPull] },
     { id: 'push-pull:repush', description: `re-push of the unchanged ${size} image`, tools: [kRepush, sRepush] },
+  ];
+}
+
+/**
+ * Run `spec` with its stdout and stderr in `file` (for a verify step that reads what the tool
+ * said). On failure the last lines go to stderr, so the error in the table still says why.
+ */
+function logged(spec: CommandSpec, file: string): CommandSpec {
+  const script = 'f=$0; "$@" >"$f" 2>&1 && exit 0; rc=$?; tail -n 20 "$f" >&2; exit $rc';
+  return { ...spec, argv: ['sh', '-c', script, file, ...spec.argv], shell: false };
+}
+
+/** What a `kiln build --progress rawjson` log says about its cache. */
+interface KilnLog {
+  manifest: string;
+  steps: number;
+  cached: number;
+  /** "cache import: N steps reused" (0 when nothing came from an imported cache). */
+  reused: number;
+  exported?: { records: number; uploaded: number; existed: number; mounted: number };
+  /** Names of the steps that ran (not from any cache), "[internal]" base-image steps excluded. */
+  ran: string[];
+}
+
+async function readKilnLog(file: string): Promise<KilnLog> {
+  const text = await readFile(file, 'utf8');
+  const names = new Map<string, string>();
+  const ran: string[] = [];
+  let reused = 0;
+  let exported: KilnLog['exported'];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let e: { type?: string; id?: string; name?: string; cached?: boolean; error?: string; message?: string };
+    try {
+      e = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (e.type === 'step-start') names.set(e.id!, e.name ?? e.id!);
+    else if (e.type === 'step-done' && !e.cached && !e.error) {
+      const name = names.get(e.id!) ?? e.id!;
+      if (!name.startsWith('[internal]')) ran.push(name);
+    } else if (e.type === 'info' && e.message) {
+      const imp = /^cache import: (\d+) steps reused/.exec(e.message);
+      if (imp) reused = Number(imp[1]);
+      const exp = /^exported cache to .*: (\d+) records, .*?(\d+) blobs uploaded, (\d+) already there, (\d+) mounted/.exec(e.message);
+      if (exp) exported = { records: Number(exp[1]), uploaded: Number(exp[2]), existed: Number(exp[3]), mounted: Number(exp[4]) };
+    }
+  }
+  const m = /writing image \S+ \(manifest (sha256:[0-9a-f]{64})\), (\d+)\/(\d+) steps cached/.exec(text);
+  if (!m) throw new Error(`no "writing image …, N/M steps cached" line in ${file}`);
+  return { manifest: m[1]!, cached: Number(m[2]), steps: Number(m[3]), reused, ...(exported ? { exported } : {}), ran };
+}
+
+/** What a `buildah bud --layers` log says: its RUN/COPY/ADD steps and which of them hit the cache. */
+async function readBuildahLog(file: string): Promise<{ steps: string[]; missed: string[]; pushed: number; pulled: number }> {
+  const lines = (await readFile(file, 'utf8')).split('\n');
+  const steps: string[] = [];
+  const missed: string[] = [];
+  let current: { name: string; hit: boolean } | undefined;
+  const close = () => {
+    if (current && !current.hit) missed.push(current.name);
+    current = undefined;
+  };
+  let pushed = 0;
+  let pulled = 0;
+  for (const line of lines) {
+    const step = /^\[\d+\/\d+\] STEP \d+\/\d+: (.*)$/.exec(line);
+    if (step || /^\[\d+\/\d+\] COMMIT/.test(line)) close();
+    if (step && /^(RUN|COPY|ADD)\b/i.test(step[1]!)) {
+      current = { name: step[1]!, hit: false };
+      steps.push(step[1]!);
+    }
+    if (line.startsWith('--> Using cache ') && current) current.hit = true;
+    if (line.startsWith('--> Pushing cache ')) pushed++;
+    if (line.startsWith('--> Cache pulled from remote ')) pulled++;
+  }
+  close();
+  return { steps, missed, pushed, pulled };
+}
+
+/** GET a manifest (any of the OCI / Docker manifest and index types); throws unless 200. */
+async function mustHaveManifest(host: string, repo: string, tag: string): Promise<void> {
+  const res = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, {
+    headers: {
+      accept: [
+        'application/vnd.oci.image.index.v1+json',
+        'application/vnd.oci.image.manifest.v1+json',
+        'application/vnd.docker.distribution.manifest.list.v2+json',
+        'application/vnd.docker.distribution.manifest.v2+json',
+      ].join(', '),
+    },
+  });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`${host}/${repo}:${tag}: HTTP ${res.status} (nothing exported there)`);
+}
+
+/**
+ * cache:export and cache:import (issue 7): kiln's registry build cache against a cold build of
+ * the same context.
+ *
+ *  - export: kiln's store is warm (one untimed build); each timed run is `kiln build
+ *    --cache-to type=registry,…,mode=max` into a registry started empty for that run, so every
+ *    blob is really uploaded (verified: the cache manifest is there, nothing "already there",
+ *    no step rebuilt).
+ *  - import: the cache is exported once (untimed); each timed run is `kiln build --cache-from …`
+ *    into an empty KILN_ROOT (verified: every step reused from the imported cache and the image
+ *    is the one the cache was made from, so a silent miss fails the row instead of timing a
+ *    rebuild).
+ *
+ * Peers: "kiln cold (no cache)" — kiln's own build into an empty KILN_ROOT without cache flags,
+ * so the kiln/tool column reads export time / cold time and import-build time / cold time — and
+ * buildah 1.28 doing the same with `bud --layers --cache-to REPO` (warm store, empty registry)
+ * and `--cache-from REPO` (empty storage), each step checked to have been taken from the cache.
+ * BuildKit is left out: dockerd 20.10's `docker build` cannot export a registry cache.
+ * Every kiln command uses `--progress rawjson` (the log the checks read), the cold one too.
+ */
+function cacheRuns(env: BenchEnv, ctx: string, description: string): ScenarioRun[] {
+  const buildArgs = ['--build-arg', `REGISTRY=${env.registry}`];
+  const logDir = join(env.work, 'cache-logs');
+  const log = (what: string, i: number | string) => join(logDir, `${what}-${i}.log`);
+  const kilnRoot = (tag: string) => join(env.work, 'kiln-root', `cache-${tag}`);
+  const buildahBase = (tag: string) => join(env.work, 'buildah', `cache-${tag}`);
+  const fresh = async (dir: string) => {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    await mkdir(logDir, { recursive: true });
+  };
+  const freshBuildah = async (base: string) => {
+    // vfs keeps plain directories and a chroot build leaves no mounts behind, but be safe.
+    await measure({ argv: [`grep -o ' ${base}[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l; true`], shell: true });
+    await fresh(base);
+  };
+  const kiln = (root: string, logFile: string, extra: string[]): CommandSpec =>
+    logged(
+      {
+        argv: [process.execPath, env.kilnBin, 'build', '-t', 'bench/cache:latest', '--progress', 'rawjson', ...buildArgs, ...extra, ...env.kilnBuildFlags, ctx],
+        env: kilnEnv(env, root),
+        timeoutMs: env.timeoutMs,
+      },
+      logFile,
+    );
+  const buildah = (base: string, logFile: string, extra: string[]): CommandSpec =>
+    logged(
+      {
+        argv: [
+          'buildah',
+          '--root',
+          join(base, 'root'),
+          '--runroot',
+          join(base, 'runroot'),
+          '--storage-driver',
+          'vfs',
+          'bud',
+          '--isolation',
+          'chroot',
+          '--tls-verify=false',
+          '--layers',
+          '-t',
+          'bench/cache:latest',
+          ...buildArgs,
+          ...extra,
+          ctx,
+        ],
+        env: { ...process.env, CONTAINERS_REGISTRIES_CONF: env.registriesConf, BUILDAH_ISOLATION: 'chroot' },
+        timeoutMs: env.timeoutMs,
+      },
+      logFile,
+    );
+  const noBuildah = hasBinary('buildah') ? {} : { unavailable: 'buildah is not installed' };
+  const kilnCold = (tag: string): Tool => ({
+    name: 'kiln cold (no cache)',
+    kind: 'peer',
+    before: () => fresh(kilnRoot(tag)),
+    command: (i) => kiln(kilnRoot(tag), log(tag, i), []),
+    async verify(i) {
+      const r = await readKilnLog(log(tag, i));
+      if (r.cached !== 0) throw new Error(`a cold build found ${r.cached}/${r.steps} steps cached`);
+    },
+  });
+
+  // export: warm store → empty registry, every run
+  const kExportReg = scratchRegistry(env);
+  const bExportReg = scratchRegistry(env);
+  let kExportPrimed = false;
+  let bExportPrimed = false;
+  const kExport: Tool = {
+    name: 'kiln',
+    kind: 'kiln',
+    async before() {
+      if (!kExportPrimed) {
+        await fresh(kilnRoot('export'));
+        await must(kiln(kilnRoot('export'), log('kiln-export', 'prime'), []), 'kiln build (priming, untimed)');
+        kExportPrimed = true;
+      }
+      await kExportReg.renew();
+    },
+    command: (i) => kiln(kilnRoot('export'), log('kiln-export', i), ['--cache-to', `type=registry,ref=${kExportReg.host}/cache:multi,mode=max`]),
+    async verify(i) {
+      const r = await readKilnLog(log('kiln-export', i));
+      if (r.cached !== r.steps) throw new Error(`the warm build reran ${r.ran.join('; ') || `${r.steps - r.cached} steps`}`);
+      const x = r.exported;
+      if (!x) throw new Error('kiln did not say it exported the cache');
+      if (!(x.uploaded > 0) || x.existed || x.mounted) throw new Error(`expected every blob uploaded to an empty registry, got ${JSON.stringify(x)}`);
+      await mustHaveManifest(kExportReg.host, 'cache', 'multi');
+    },
+  };
+  const bExport: Tool = {
+    name: 'buildah',
+    kind: 'peer',
+    ...noBuildah,
+    async before() {
+      if (!bExportPrimed) {
+        await freshBuildah(buildahBase('export'));
+        await must(buildah(buildahBase('export'), log('buildah-export', 'prime'), []), 'buildah bud --layers (priming, untimed)');
+        bExportPrimed = true;
+      }
+      await bExportReg.renew();
+    },
+    command: (i) => buildah(buildahBase('export'), log('buildah-export', i), ['--cache-to', `${bExportReg.host}/cache`]),
+    async verify(i) {
+      const r = await readBuildahLog(log('buildah-export', i));
+      if (!r.steps.length) throw new Error('no RUN/COPY step in the buildah log');
+      if (r.missed.length) throw new Error(`the warm build reran ${r.missed.join('; ')}`);
+      if (r.pushed < r.steps.length) throw new Error(`buildah pushed ${r.pushed} cache images for ${r.steps.length} steps`);
+    },
+  };
+
+  // import: the cache is exported once; every run builds into empty storage with --cache-from
+  const importReg = scratchRegistry(env);
+  let kImportManifest: string | undefined;
+  let bImportPrimed = false;
+  const kImport: Tool = {
+    name: 'kiln',
+    kind: 'kiln',
+    async before() {
+      if (!kImportManifest) {
+        await importReg.ensure();
+        const root = kilnRoot('import-prime');
+        await fresh(root);
+        const file = log('kiln-import', 'prime');
+        await must(kiln(root, file, ['--cache-to', `type=registry,ref=${importReg.host}/cache:multi,mode=max`]), 'kiln build --cache-to (priming, untimed)');
+        kImportManifest = (await readKilnLog(file)).manifest;
+        await rm(root, { recursive: true, force: true });
+      }
+      await fresh(kilnRoot('import'));
+    },
+    command: (i) => kiln(kilnRoot('import'), log('kiln-import', i), ['--cache-from', `type=registry,ref=${importReg.host}/cache:multi`]),
+    async verify(i) {
+      const r = await readKilnLog(log('kiln-import', i));
+      if (!(r.steps > 0) || r.cached !== r.steps || r.reused !== r.steps)
+        throw new Error(`cache miss: ${r.cached}/${r.steps} steps cached, ${r.reused} reused from the import${r.ran.length ? `; ran ${r.ran.join('; ')}` : ''}`);
+      if (r.manifest !== kImportManifest) throw new Error(`built ${r.manifest}, not the cached image ${kImportManifest}`);
+    },
+  };
+  const bImport: Tool = {
+    name: 'buildah',
+    kind: 'peer',
+    ...noBuildah,
+    async before() {
+      if (!bImportPrimed) {
+        await importReg.ensure();
+        const base = buildahBase('import-prime');
+        await freshBuildah(base);
+        await must(buildah(base, log('buildah-import', 'prime'), ['--cache-to', `${importReg.host}/buildah-cache`]), 'buildah bud --cache-to (priming, untimed)');
+        await freshBuildah(base);
+        bImportPrimed = true;
+      }
+      await freshBuildah(buildahBase('import'));
+    },
+    command: (i) => buildah(buildahBase('import'), log('buildah-import', i), ['--cache-from', `${importReg.host}/buildah-cache`]),
+    async verify(i) {
+      const r = await readBuildahLog(log('buildah-import', i));
+      if (!r.steps.length) throw new Error('no RUN/COPY step in the buildah log');
+      if (r.missed.length || !r.pulled) throw new Error(`cache miss: ran ${r.missed.join('; ') || '(nothing pulled from the cache)'}`);
+    },
+  };
+
+  return [
+    {
+      id: 'cache:export',
+      description: `${description} — export from a warm store to an empty registry (kiln/tool: vs a cold build)`,
+      tools: [kExport, kilnCold('cold-export'), bExport],
+    },
+    {
+      id: 'cache:import',
+      description: `${description} — build into empty storage with --cache-from (kiln/tool: vs a cold build)`,
+      tools: [kImport, kilnCold('cold-import'), bImport],
+    },
   ];
 }
