@@ -12,8 +12,11 @@ export interface CacheKeyParts {
   platform: string;
   /** Build args and env values the step actually reads (name → value). */
   args: Record<string, string>;
-  /** COPY/ADD: digest over exactly the selected sources, and per-file digests for explain. */
-  sources?: { digest: string; files: Record<string, string> };
+  /**
+   * COPY/ADD: digest over exactly the selected sources, and per-file digests
+   * for explain (not stored with records and traces: see ContextHasher.filesOf).
+   */
+  sources?: { digest: string; files?: Record<string, string> };
   /** Other inputs (the key of a --from stage, mount sources…). */
   inputs?: Record<string, string>;
 }
@@ -49,13 +52,16 @@ export function explainParts(prev: CacheKeyParts | undefined, next: CacheKeyPart
     if (a !== b) out.push(`arg ${n} changed: ${a === undefined ? '(unset)' : JSON.stringify(a)} → ${b === undefined ? '(unset)' : JSON.stringify(b)}`);
   }
   if ((prev.sources?.digest ?? '') !== (next.sources?.digest ?? '')) {
-    const pf = prev.sources?.files ?? {};
-    const nf = next.sources?.files ?? {};
-    const files = new Set([...Object.keys(pf), ...Object.keys(nf)]);
+    // Without both file lists (one side has no sources, or its list was not kept) only the fact is known.
+    const pf = prev.sources ? prev.sources.files : {};
+    const nf = next.sources ? next.sources.files : {};
     const changed: string[] = [];
-    for (const f of [...files].sort()) {
-      if (pf[f] === nf[f]) continue;
-      changed.push(pf[f] === undefined ? `file added: ${f}` : nf[f] === undefined ? `file removed: ${f}` : `file changed: ${f}`);
+    if (pf && nf) {
+      const files = new Set([...Object.keys(pf), ...Object.keys(nf)]);
+      for (const f of [...files].sort()) {
+        if (pf[f] === nf[f]) continue;
+        changed.push(pf[f] === undefined ? `file added: ${f}` : nf[f] === undefined ? `file removed: ${f}` : `file changed: ${f}`);
+      }
     }
     out.push(...(changed.length ? changed : ['source files changed']));
   }

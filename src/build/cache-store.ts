@@ -43,7 +43,7 @@ export class CacheStore {
   }
 
   async put(record: CacheRecord): Promise<void> {
-    await atomicWrite(this.recordPath(record.key), JSON.stringify(record));
+    await atomicWrite(this.recordPath(record.key), JSON.stringify({ ...record, parts: withoutFileList(record.parts) }));
   }
 
   async getTrace(id: string): Promise<BuildTraceStep[] | undefined> {
@@ -55,8 +55,18 @@ export class CacheStore {
   }
 
   async putTrace(id: string, steps: BuildTraceStep[]): Promise<void> {
-    await atomicWrite(join(this.dir, 'traces', `${id}.json`), JSON.stringify(steps));
+    await atomicWrite(join(this.dir, 'traces', `${id}.json`), JSON.stringify(steps.map((s) => ({ ...s, parts: withoutFileList(s.parts) }))));
   }
+}
+
+/**
+ * Parts as stored: the per-file source digests (tens of thousands of entries
+ * for a big COPY) are kept once per selection by the context hasher, so a
+ * record or trace stays small and a warm rebuild neither parses nor rewrites them.
+ */
+function withoutFileList(parts: CacheKeyParts): CacheKeyParts {
+  if (!parts.sources?.files) return parts;
+  return { ...parts, sources: { digest: parts.sources.digest } };
 }
 
 export async function atomicWrite(path: string, data: string | Buffer): Promise<void> {

@@ -850,6 +850,12 @@ export class StageBuilder {
     return parent;
   }
 
+  /** Parts with the per-file source digests filled in from the context hasher's selection lists (for --explain). */
+  private async withFileLists(parts: CacheKeyParts): Promise<CacheKeyParts> {
+    if (!parts.sources || parts.sources.files) return parts;
+    return { ...parts, sources: { digest: parts.sources.digest, files: await this.shared.hasher.filesOf(parts.sources.digest) } };
+  }
+
   /**
    * A step that may change files: look up its key; on a miss prepare a
    * rootfs on the parent snapshot, run `work`, turn the changes into a layer,
@@ -877,7 +883,9 @@ export class StageBuilder {
     const rec = this.noCache ? undefined : await sh.cache.get(key);
     if (sh.opts.explain) {
       const prev = sh.previousTrace.get(traceKey);
-      const reasons = rec ? [] : this.noCache ? ['--no-cache'] : explainParts(prev?.parts, parts);
+      // The per-file lists are read only when the selection differs from the previous build's.
+      const lists = prev !== undefined && prev.parts.sources?.digest !== parts.sources?.digest;
+      const reasons = rec ? [] : this.noCache ? ['--no-cache'] : explainParts(prev && (lists ? await this.withFileLists(prev.parts) : prev.parts), lists ? await this.withFileLists(parts) : parts);
       sh.emit({ type: 'explain', id, name, hit: rec !== undefined, reasons, time: Date.now() });
     }
     if (rec) {
