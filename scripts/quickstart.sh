@@ -52,12 +52,12 @@ LAYOUT=$(node --input-type=module -e "import { ensureBusyboxLayout } from './dis
 skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:${LAYOUT}:latest" "docker://${REG}/busybox:latest"
 
 echo "==> kiln build examples/hello"
-node dist/src/cli/main.js build --progress plain \
+node dist/src/cli/kiln.js build --progress plain \
   --build-arg "BASE=${REG}/busybox:latest" -t "${REG}/hello:latest" --push examples/hello
 
 echo "==> the result, read back with skopeo and unpacked with kiln"
 skopeo inspect --tls-verify=false "docker://${REG}/hello:latest" | head -20
 OUT=$(mktemp -d)
-node dist/src/cli/main.js build --progress quiet --build-arg "BASE=${REG}/busybox:latest" -o "type=local,dest=${OUT}" examples/hello
+node dist/src/cli/kiln.js build --progress quiet --build-arg "BASE=${REG}/busybox:latest" -o "type=local,dest=${OUT}" examples/hello
 cat "${OUT}/greeting.txt"
 echo "done: ${REG}/hello:latest (registry pid $(cat "$STATE/registry.pid" 2>/dev/null || echo '?'), stop it with: kill \$(cat $STATE/registry.pid))"

@@ -16,5 +16,5 @@ function findRoot(start: string): string {
 export const repoRoot = findRoot(dirname(fileURLToPath(import.meta.url)));
 /** ../shared/conformance beside the repository (KILN_CONFORMANCE overrides). */
 export const conformanceRoot = process.env.KILN_CONFORMANCE ?? join(repoRoot, '..', 'shared', 'conformance');
-/** The built CLI entry point (run `npm run build` first). */
-export const kilnBin = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+/** The built CLI as users run it, the bundled `kiln` bin (run `npm run build` first). */
+export const kilnBin = join(repoRoot, 'dist', 'src', 'cli', 'kiln.js');

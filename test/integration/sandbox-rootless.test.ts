@@ -101,7 +101,7 @@ interface DoctorJson {
 }
 
 function doctorAs(user: { uid: number; gid: number; home: string }): DoctorJson {
-  const r = spawnSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, join(dist, 'src/cli/main.js'), 'doctor', '--json'], {
+  const r = spawnSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', process.execPath, join(dist, 'src/cli/kiln.js'), 'doctor', '--json'], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: user.home },
     cwd: '/',
     timeout: 60_000,
@@ -292,7 +292,7 @@ t('kiln doctor reports the no-userns profile with the fix, and chroot isolation'
   const r = spawnSync(
     'bwrap',
     ['--unshare-user', '--disable-userns', '--unshare-pid', '--cap-add', 'ALL', '--uid', '0', '--gid', '0', '--bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--',
-      process.execPath, join(dist, 'src/cli/main.js'), 'doctor', '--json'],
+      process.execPath, join(dist, 'src/cli/kiln.js'), 'doctor', '--json'],
     { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, timeout: 60_000 },
   );
   assert.is(r.status, 0, r.stderr.toString());
@@ -306,7 +306,7 @@ t('kiln doctor reports the no-userns profile with the fix, and chroot isolation'
 });
 
 t('kiln doctor on this host (root): bwrap, every feature present', () => {
-  const r = spawnSync(process.execPath, [join(dist, 'src/cli/main.js'), 'doctor'], { timeout: 60_000 });
+  const r = spawnSync(process.execPath, [join(dist, 'src/cli/kiln.js'), 'doctor'], { timeout: 60_000 });
   assert.is(r.status, 0, r.stderr.toString());
   const text = r.stdout.toString();
   assert.match(text, /^Host profile: root\n/);
