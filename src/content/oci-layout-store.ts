@@ -174,6 +174,10 @@ export class OciLayoutStore implements ContentStore {
   }
 
   write(data: Buffer, expect: IngestExpectation = {}): Promise<BlobInfo> {
+    // Bytes in hand: hash first, so a blob already stored (a warm rebuild's config and manifest) is not written and fsynced again.
+    if (expect.digest === undefined && expect.size === undefined) {
+      expect = { ...expect, digest: `sha256:${createHash('sha256').update(data).digest('hex')}` as Digest, size: data.length };
+    }
     return this.ingest(Readable.from([data]), expect);
   }
 
@@ -224,6 +228,9 @@ export class OciLayoutStore implements ContentStore {
 
   async setTag(name: string, desc: Descriptor): Promise<void> {
     const entry: Descriptor = { ...desc, annotations: { ...desc.annotations, [REF_NAME_ANNOTATION]: name } };
+    // Unchanged tag (a warm rebuild): no rewrite, no fsync. Racing writers end as if this one went first.
+    const current = await this.getTag(name);
+    if (current && JSON.stringify(current) === JSON.stringify(entry)) return;
     await this.updateIndex((index) => {
       index.manifests = index.manifests.filter((d) => d.annotations?.[REF_NAME_ANNOTATION] !== name);
       index.manifests.push(entry);

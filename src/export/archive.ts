@@ -3,7 +3,6 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tarStream from 'tar-stream';
 import type { ContentStore } from '../content/types.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
@@ -38,6 +37,7 @@ async function destination(dest: string, stdout?: Writable): Promise<Writable> {
  * Blobs are streamed from the store (verified while read), each once.
  */
 export async function writeImageArchive(store: ContentStore, image: ArchiveImage, dest: string, opts: { docker: boolean; stdout?: Writable }): Promise<void> {
+  const { default: tarStream } = await import('tar-stream');
   const pack = tarStream.pack();
   const out = await destination(dest, opts.stdout);
   const done = pipeline(pack, out);

@@ -2,7 +2,6 @@ import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
-import { CompressStream } from 'zstd-napi';
 import { UsageError } from '../errors.js';
 import type { Compression } from '../oci/media-types.js';
 import type { CompressionSpec } from './types.js';
@@ -174,6 +173,8 @@ export async function* parallelGzip(src: AsyncIterable<Buffer>, level = 6, threa
 
 /** zstd through zstd-napi in its multi-threaded mode (always ≥ 1 worker: zstd's output then does not depend on the thread count). */
 export async function* zstdCompress(src: AsyncIterable<Buffer>, level = 3, threads = availableParallelism()): AsyncGenerator<Buffer> {
+  // zstd-napi (a native addon) is loaded on first use, not by every kiln command.
+  const { CompressStream } = await import('zstd-napi');
   const z = new CompressStream({ compressionLevel: level, nbWorkers: Math.max(1, threads), checksumFlag: true });
   const feeding = pipeline(Readable.from(src, { objectMode: false }), z);
   feeding.catch((err: Error) => z.destroy(err));

@@ -1,7 +1,6 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
 import type { Compression } from '../oci/media-types.js';
 
 const GZIP_MAGIC = [0x1f, 0x8b];
@@ -41,7 +40,8 @@ export async function decompressed(src: Readable): Promise<{ compression: Compre
     }
   }
   if (compression === 'none') return { compression, stream: whole() };
-  const dec = compression === 'gzip' ? createGunzip({ chunkSize: 256 * 1024 }) : new DecompressStream();
+  // zstd-napi (a native addon) is loaded on first use: most builds never meet a zstd layer.
+  const dec = compression === 'gzip' ? createGunzip({ chunkSize: 256 * 1024 }) : new (await import('zstd-napi')).DecompressStream();
   const done = pipeline(Readable.from(whole(), { objectMode: false }), dec);
   done.catch(() => undefined); // errors surface through iterating `dec`
   return { compression, stream: dec };
