@@ -108,12 +108,12 @@ export class CopySnapshotter implements Snapshotter {
     await this.store.dropCommitted(keyOrId);
   }
 
-  async list(): Promise<SnapshotInfo[]> {
-    return (await this.store.listCommitted()).map((m) => ({ id: m.id, parent: m.parent, kind: m.kind, created: m.created }));
+  list(): Promise<SnapshotInfo[]> {
+    return this.store.infos();
   }
 
-  async listActiveParents(): Promise<string[]> {
-    return (await this.store.listActive()).flatMap((m) => (m.parent === null ? [] : [m.parent]));
+  listActiveParents(): Promise<string[]> {
+    return this.store.activeParents();
   }
 
   usage(id: string): Promise<number> {

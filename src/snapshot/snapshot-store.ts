@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { withFileLock } from '../content/file-lock.js';
 import { KilnError, NotFoundError } from '../errors.js';
-import type { SnapshotterKind } from './types.js';
+import type { SnapshotInfo, SnapshotterKind } from './types.js';
 
 /**
  * On-disk layout shared by both snapshotters (one store per kind):
@@ -271,6 +271,16 @@ export class SnapshotStore {
       if (meta && meta.kind === this.kind) out.push(meta);
     }
     return out;
+  }
+
+  /** Committed snapshots as Snapshotter.list() reports them. */
+  async infos(): Promise<SnapshotInfo[]> {
+    return (await this.listCommitted()).map((m) => ({ id: m.id, parent: m.parent, kind: m.kind, created: m.created }));
+  }
+
+  /** Parents of the active snapshots (what a prune must keep). */
+  async activeParents(): Promise<string[]> {
+    return (await this.listActive()).flatMap((m) => (m.parent === null ? [] : [m.parent]));
   }
 
   /** Bytes committed `id` takes on disk (its fs, flat copy and meta; hard links counted once). */
