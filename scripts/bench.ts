@@ -4,6 +4,7 @@
  *
  *   node dist/scripts/bench.js [--quick] [--runs N] [--only NAME[:MODE],…] [--list]
  *        [--no-dockerd] [--no-install] [--kiln-flag FLAG]… [--timeout SECONDS] [--out FILE]
+ *        [--keep-node-ca-certs]
  *
  * For every scenario run (scenario × mode) each tool is timed N times, interleaved
  * (kiln run i, then each peer's run i) so that the ratio kiln/peer is taken pair by pair
@@ -31,12 +32,13 @@ interface Options {
   dockerd: boolean;
   install: boolean;
   kilnFlags: string[];
+  keepNodeCaCerts: boolean;
   timeoutS?: number;
   out?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, list: false, dockerd: true, install: true, kilnFlags: [] };
+  const o: Options = { quick: false, list: false, dockerd: true, install: true, kilnFlags: [], keepNodeCaCerts: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const val = () => {
@@ -52,12 +54,13 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--no-dockerd') o.dockerd = false;
     else if (flag === '--no-install') o.install = false;
     else if (flag === '--kiln-flag') o.kilnFlags.push(val());
+    else if (flag === '--keep-node-ca-certs') o.keepNodeCaCerts = true;
     else if (flag === '--timeout') o.timeoutS = Number(val());
     else if (flag === '--out') o.out = val();
     else if (flag === '-h' || flag === '--help') {
       console.log(
         'usage: npm run bench -- [--quick] [--runs N] [--only NAME[:MODE],…] [--list] [--no-dockerd] [--no-install]\n' +
-          '                       [--kiln-flag FLAG]… [--timeout SECONDS] [--out FILE.json]',
+          '                       [--kiln-flag FLAG]… [--timeout SECONDS] [--out FILE.json] [--keep-node-ca-certs]',
       );
       process.exit(0);
     } else throw new Error(`Unknown option "${a}" (try --help)`);
@@ -259,6 +262,7 @@ async function main(): Promise<number> {
       repoRoot,
       kilnBin,
       kilnBuildFlags: opts.kilnFlags,
+      keepNodeCaCerts: opts.keepNodeCaCerts,
       dockerd,
       dockerdReason,
       timeoutMs: (opts.timeoutS ?? (opts.quick ? 60 : 1800)) * 1000,
@@ -297,7 +301,7 @@ async function main(): Promise<number> {
     const doc = {
       date: started.toISOString(),
       durationS: Math.round((Date.now() - started.getTime()) / 1000),
-      options: { quick: opts.quick, runs: env.runs, only: opts.only ?? null, kilnFlags: opts.kilnFlags },
+      options: { quick: opts.quick, runs: env.runs, only: opts.only ?? null, kilnFlags: opts.kilnFlags, keepNodeCaCerts: opts.keepNodeCaCerts },
       host: { cpus: cpus().length, cpu: cpus()[0]?.model, kernel: release(), node: process.version },
       versions: {
         buildah: version('buildah', ['--version']),

@@ -92,8 +92,16 @@ export function kilnBuilder(env: BenchEnv, b: BuildSpec): Tool {
 }
 
 /** Environment for a kiln process with its own state dir and the local registry insecure. */
+/**
+ * kiln's environment. NODE_EXTRA_CA_CERTS is dropped unless --keep-node-ca-certs: set
+ * machine-wide on some hosts (this VM points it at the system bundle), it makes every Node
+ * start parse ~140 certificates (~65 ms here) — startup cost of the host's Node setup, not
+ * of kiln, and nothing in the bench talks TLS (the registries are plain HTTP on loopback).
+ */
 export function kilnEnv(env: BenchEnv, root: string): NodeJS.ProcessEnv {
-  return { ...process.env, KILN_ROOT: root, CONTAINERS_REGISTRIES_CONF: env.registriesConf, NO_COLOR: '1' };
+  const base = { ...process.env };
+  if (!env.keepNodeCaCerts) delete base.NODE_EXTRA_CA_CERTS;
+  return { ...base, KILN_ROOT: root, CONTAINERS_REGISTRIES_CONF: env.registriesConf, NO_COLOR: '1' };
 }
 
 export function buildahBuilder(env: BenchEnv, b: BuildSpec): Tool {

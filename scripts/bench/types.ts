@@ -38,6 +38,8 @@ export interface BenchEnv {
   work: string;
   repoRoot: string;
   kilnBin: string;
+  /** Keep NODE_EXTRA_CA_CERTS in kiln's environment (see kilnEnv). */
+  keepNodeCaCerts: boolean;
   /** Extra flags appended to every `kiln build` (e.g. --isolation chroot). */
   kilnBuildFlags: string[];
   dockerd?: Dockerd;

@@ -38,7 +38,7 @@ test('bench --quick prints the table and writes JSON + markdown results', async 
     assert.ok(took < 120_000, `--quick took ${took} ms (budget: < 60 s on an idle machine)`);
 
     assert.match(r.stdout, /scenario\s+tool\s+median\s+min\s+max\s+n\s+kiln\/tool\s+peak RSS/);
-    for (const id of ['many-files:cold', 'big-layer:cold', 'unused-stage:cold', 'push-pull:push', 'push-pull:pull']) {
+    for (const id of ['many-files:cold', 'big-layer:cold', 'unused-stage:cold', 'push-pull:push', 'push-pull:pull', 'cache:export', 'cache:import']) {
       assert.ok(r.stdout.includes(id), `table lacks ${id}`);
     }
 
@@ -73,18 +73,23 @@ test('bench --quick prints the table and writes JSON + markdown results', async 
         assert.ok(t.median > 0);
       }
     }
-    // kiln is measured or clearly reported as failed, with a ratio when both sides ran.
+    // kiln runs every scenario of --quick (a failure is a red smoke test, not a row to shrug at),
+    // with a ratio against each peer that ran.
     for (const s of doc.scenarios) {
       const k = s.tools.find((x: any) => x.kind === 'kiln');
       assert.ok(k, `${s.id} has no kiln column`);
-      if (k.error) assert.ok(k.error.length > 0 && r.stdout.includes(`${s.id} kiln: FAILED`), `${s.id}: kiln failure not reported`);
-      else {
-        assert.ok(k.median > 0 && k.peakRssKb > 0, `${s.id}: kiln figures missing`);
-        for (const [peer, ratio] of Object.entries<any>(s.ratios)) {
-          const p = s.tools.find((x: any) => x.tool === peer);
-          if (!p.error && !p.unavailable) assert.ok(ratio.median > 0, `${s.id}: no kiln/${peer} ratio`);
-        }
+      assert.is(k.error, undefined, `${s.id}: kiln failed: ${k.error}`);
+      assert.ok(k.median > 0 && k.peakRssKb > 0, `${s.id}: kiln figures missing`);
+      for (const [peer, ratio] of Object.entries<any>(s.ratios)) {
+        const p = s.tools.find((x: any) => x.tool === peer);
+        if (!p.error && !p.unavailable) assert.ok(ratio.median > 0, `${s.id}: no kiln/${peer} ratio`);
       }
+    }
+    // The cache rows compare export and import with kiln's own cold build of the same context.
+    for (const id of ['cache:export', 'cache:import']) {
+      const cold = tool(id, 'kiln cold (no cache)');
+      assert.is(cold.error, undefined, `kiln cold in ${id} failed: ${cold.error}`);
+      assert.ok(byId.get(id).ratios['kiln cold (no cache)'].median > 0, `${id}: no ratio against the cold build`);
     }
     const md = await readFile(join(dir, 'quick.md'), 'utf8');
     assert.match(md, /\| scenario \| tool \| median \|/);
