@@ -4,7 +4,8 @@
  */
 import { cp, mkdir, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureBusyboxLayout } from '../fixtures/busybox.js';
+import { spawnSync } from 'node:child_process';
+import { BUSYBOX_BIN, ensureBusyboxLayout } from '../fixtures/busybox.js';
 import { ensureDebianLayout } from '../fixtures/debian.js';
 import { pushLayout } from '../../test/helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../test/helpers/registry.js';
@@ -56,6 +57,19 @@ function raw(name: string, script: string, env: BenchEnv, cwd?: string): Tool {
 
 async function pushBusyboxTo(env: BenchEnv): Promise<void> {
   await pushLayout(env.registry, await ensureBusyboxLayout(), 'busybox:latest');
+}
+
+/**
+ * MiB of zeros that busybox's sha256sum (the one the fixture image carries) hashes in `seconds`
+ * of CPU time on this machine. CPU time, not wall time: the machine is shared.
+ */
+function cpuMegabytesFor(seconds: number): number {
+  const probe = 256;
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', 'sh', '-c', `head -c ${probe}m /dev/zero | ${BUSYBOX_BIN} sha256sum >/dev/null`], { encoding: 'utf8' });
+  const [user, sys] = (r.stderr.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
+  const cpu = (user ?? NaN) + (sys ?? NaN);
+  if (r.status !== 0 || !(cpu > 0)) throw new Error(`calibrating sha256sum failed: ${r.stderr.trim()}`);
+  return Math.max(16, Math.round((probe * seconds) / cpu));
 }
 
 const full = (env: BenchEnv, modes: BuildMode[]): BuildMode[] => (env.quick ? ['cold'] : modes);
@@ -144,12 +158,14 @@ export const scenarios: Scenario[] = [
   },
   {
     name: 'parallel-stages',
-    description: 'four independent 3-second CPU stages (ideal on 2 cores: ~6 s)',
+    description: 'four independent stages of ~3 CPU-seconds of fixed work each (ideal on 2 cores: ~6 s)',
     quick: false,
     async setup(env) {
       await pushBusyboxTo(env);
       const ctx = await contextCopy(env, 'parallel-stages');
-      return buildRuns(env, 'parallel-stages', ctx, ['cold'], this.description, { CPU_SECONDS: '3' });
+      const mb = cpuMegabytesFor(3);
+      env.log(`parallel-stages: ${mb} MiB through busybox sha256sum ≈ 3 CPU-seconds here`);
+      return buildRuns(env, 'parallel-stages', ctx, ['cold'], this.description, { CPU_MB: String(mb) });
     },
   },
   {
