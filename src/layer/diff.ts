@@ -1,4 +1,4 @@
-import { constants as C, type Stats } from 'node:fs';
+import { closeSync, constants as C, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { lstat, open, readlink } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { KilnError } from '../errors.js';
@@ -264,20 +264,56 @@ export async function* layerTar(options: LayerTarOptions): AsyncGenerator<Buffer
   if (rest.length > 0) yield rest;
 }
 
+/**
+ * Files up to this size are read with synchronous calls: four awaited thread-pool round trips
+ * (open, fstat, read, close) per file made a 20,000-file layer wait ~4 s on latency alone,
+ * while the same calls done inline take a few microseconds each.
+ */
+const SYNC_READ_MAX = 128 * 1024;
+
+function sourceChanged(host: string, how: string): KilnError {
+  return new KilnError('LAYER_SOURCE_CHANGED', `Cannot write layer: "${host}" ${how} while the layer was being written`);
+}
+
+function* copySmallFile(host: string, st: Stats, out: ChunkWriter): Generator<Buffer> {
+  const fd = openSync(host, C.O_RDONLY | C.O_NOFOLLOW);
+  try {
+    const now = fstatSync(fd);
+    if (!now.isFile() || now.ino !== st.ino || now.size !== st.size) throw sourceChanged(host, 'changed');
+    let left = st.size;
+    let pos = 0;
+    while (left > 0) {
+      const { buf, off, len } = out.space();
+      const bytesRead = readSync(fd, buf, off, Math.min(left, len), pos);
+      if (bytesRead === 0) throw sourceChanged(host, 'shrank');
+      out.advance(bytesRead);
+      left -= bytesRead;
+      pos += bytesRead;
+      yield* out.take();
+    }
+    out.zeros(padding(st.size));
+    yield* out.take();
+  } finally {
+    closeSync(fd);
+  }
+}
+
 async function* copyFile(host: string, st: Stats, out: ChunkWriter): AsyncGenerator<Buffer> {
+  if (st.size <= SYNC_READ_MAX) {
+    yield* copySmallFile(host, st, out);
+    return;
+  }
   const fd = await open(host, C.O_RDONLY | C.O_NOFOLLOW);
   try {
     const now = await fd.stat();
-    if (!now.isFile() || now.ino !== st.ino || now.size !== st.size) {
-      throw new KilnError('LAYER_SOURCE_CHANGED', `Cannot write layer: "${host}" changed while the layer was being written`);
-    }
+    if (!now.isFile() || now.ino !== st.ino || now.size !== st.size) throw sourceChanged(host, 'changed');
     let left = st.size;
     let pos = 0;
     while (left > 0) {
       const { buf, off, len } = out.space();
       const want = Math.min(left, len);
       const { bytesRead } = await fd.read(buf, off, want, pos);
-      if (bytesRead === 0) throw new KilnError('LAYER_SOURCE_CHANGED', `Cannot write layer: "${host}" shrank while the layer was being written`);
+      if (bytesRead === 0) throw sourceChanged(host, 'shrank');
       out.advance(bytesRead);
       left -= bytesRead;
       pos += bytesRead;
