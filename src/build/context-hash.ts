@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Stats, createReadStream, existsSync, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { type Stats, createReadStream, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { atomicWrite } from './cache-store.js';
@@ -151,10 +151,12 @@ export class ContextHasher {
     }
   }
 
-  private async fileDigest(host: string, sig: string): Promise<string> {
+  private async fileDigest(host: string, sig: string, size: number): Promise<string> {
     const index = await this.load();
     const h = createHash('sha256');
-    for await (const chunk of createReadStream(host)) h.update(chunk as Buffer);
+    // A small file is read inline: a stream per file costs more than the bytes (20k-file contexts).
+    if (size <= 128 * 1024) h.update(readFileSync(host));
+    else for await (const chunk of createReadStream(host)) h.update(chunk as Buffer);
     const digest = h.digest('hex');
     index.set(host, `${sig} ${digest}`);
     this.dirty = true;
@@ -207,7 +209,7 @@ export class ContextHasher {
       this.seen.add(e.host);
       const hit = index.get(e.host);
       if (hit !== undefined && hit.length === e.sig.length + 65 && hit.startsWith(e.sig)) e.digest = hit.slice(-64);
-      else pending.push(hashOps.run(async () => void (e.digest = await this.fileDigest(e.host, e.sig))));
+      else pending.push(hashOps.run(async () => void (e.digest = await this.fileDigest(e.host, e.sig, e.size))));
     }
     await Promise.all(pending);
     const files: Record<string, string> = {};
@@ -231,7 +233,7 @@ export class ContextHasher {
   }
 }
 
-type WalkEntry = { line: string; link?: [string, string] } | { rel: string; host: string; sig: string; mode: string; digest?: string };
+type WalkEntry = { line: string; link?: [string, string] } | { rel: string; host: string; sig: string; size: number; mode: string; digest?: string };
 
 /** Pre-order, name-sorted walk; regular files are returned for hashing, the rest as lines. */
 function walkSync(host: string, rel: string, st: Stats, include: IncludeFilter | undefined, out: WalkEntry[], top: boolean): void {
@@ -254,7 +256,7 @@ function walkSync(host: string, rel: string, st: Stats, include: IncludeFilter |
     return;
   }
   if (st.isFile()) {
-    out.push({ rel, host, sig: statSig(st), mode, digest: undefined });
+    out.push({ rel, host, sig: statSig(st), size: st.size, mode, digest: undefined });
     return;
   }
   out.push({ line: `o ${rel} ${mode}` });
