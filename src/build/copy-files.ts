@@ -1,4 +1,5 @@
 import { copyFile, chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmodSync, constants as fsConstants, copyFileSync, lchownSync, lutimesSync } from 'node:fs';
 import { posix } from 'node:path';
 import { NotFoundError } from '../errors.js';
 import { isInside, resolveInRoot } from '../util/safe-path.js';
@@ -281,6 +282,10 @@ async function copyEntry(req: CopyRequest, src: string, dest: string, st: import
   }
   let lst = st;
   if (!deref) lst = await lstat(src);
+  if (lst.isFile() && lst.size <= SYNC_COPY_MAX) {
+    copySmallFileSync(req, src, dest, lst);
+    return;
+  }
   if (lst.isSymbolicLink()) {
     await symlink(await readlink(src), dest);
   } else if (lst.isFile()) {
@@ -292,6 +297,22 @@ async function copyEntry(req: CopyRequest, src: string, dest: string, st: import
   // aside); chown then keeps them unless setuid/setgid/sticky are involved.
   const modeCopied = lst.isFile() && !req.chmod && (lst.mode & 0o7000) === 0;
   await applyMeta(req, dest, lst, lst.isSymbolicLink(), modeCopied);
+}
+
+/**
+ * A small regular file (its destination already cleared by copyEntry) is copied, owned,
+ * moded and dated with synchronous calls: each awaited call is a thread-pool round trip, and
+ * for a 20,000-file COPY those round trips, not the bytes, were the cost.
+ */
+const SYNC_COPY_MAX = 128 * 1024;
+
+function copySmallFileSync(req: CopyRequest, src: string, dest: string, st: import('node:fs').Stats): void {
+  copyFileSync(src, dest, fsConstants.COPYFILE_EXCL);
+  const owner = req.chown ?? (req.fromContext ? { uid: 0, gid: 0 } : { uid: st.uid, gid: st.gid });
+  lchownSync(dest, owner.uid, owner.gid);
+  // copyFile set the permission bits (umask aside) unless setuid/setgid/sticky or --chmod are involved.
+  if (req.chmod || (st.mode & 0o7000) !== 0) chmodSync(dest, req.chmod ? applyModeSpec(req.chmod, st.mode & 0o7777, false) : st.mode & 0o7777);
+  lutimesSync(dest, st.atime, st.mtime);
 }
 
 async function applyMeta(req: CopyRequest, dest: string, st: import('node:fs').Stats, isLink: boolean, modeCopied = false): Promise<void> {
