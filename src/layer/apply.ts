@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { constants as C, type Stats } from 'node:fs';
+import { closeSync, constants as C, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, type Stats, writeSync } from 'node:fs';
 import { link, lstat, lutimes, lchown, mkdir, open, readdir, readlink, realpath, rm, symlink, unlink, writeFile, chmod } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -16,6 +16,18 @@ const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 const MAX_LINKS = 40;
 const TOOL_TIMEOUT_MS = 30_000;
+
+/** A refused chown names the entry and the way out; other errors pass through. */
+function chownFailure(err: unknown, h: TarHeader): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EPERM' || code === 'EINVAL') {
+    return new KilnError('LAYER_CHOWN_DENIED', `Cannot apply layer entry "${h.name}": chown to ${h.uid}:${h.gid} is not permitted`, {
+      hint: 'Run with a subordinate id range (newuidmap), or in single-id rootless mode (ownership recorded in user.containers.override_stat).',
+      cause: err,
+    });
+  }
+  return err;
+}
 
 export function unsafeEntry(name: string, why: string): KilnError {
   return new KilnError('LAYER_UNSAFE_ENTRY', `Cannot apply layer entry "${name}": ${why}`, {
@@ -177,20 +189,22 @@ class Applier {
     return [[OVERRIDE_STAT_XATTR, formatOverrideStat({ uid: h.uid, gid: h.gid, mode: h.mode, type, devmajor: h.devmajor, devminor: h.devminor })]];
   }
 
-  private async chownPath(host: string, h: TarHeader, fd?: import('node:fs/promises').FileHandle): Promise<void> {
+  private async chownPath(host: string, h: TarHeader): Promise<void> {
     if (this.options.useOverrideStat) return;
     try {
-      if (fd) await fd.chown(h.uid, h.gid);
-      else await lchown(host, h.uid, h.gid);
+      await lchown(host, h.uid, h.gid);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EPERM' || code === 'EINVAL') {
-        throw new KilnError('LAYER_CHOWN_DENIED', `Cannot apply layer entry "${h.name}": chown to ${h.uid}:${h.gid} is not permitted`, {
-          hint: 'Run with a subordinate id range (newuidmap), or in single-id rootless mode (ownership recorded in user.containers.override_stat).',
-          cause: err,
-        });
-      }
-      throw err;
+      throw chownFailure(err, h);
+    }
+  }
+
+  /** chown through an open descriptor, synchronously (see file()). */
+  private chownFd(fd: number, h: TarHeader): void {
+    if (this.options.useOverrideStat) return;
+    try {
+      fchownSync(fd, h.uid, h.gid);
+    } catch (err) {
+      throw chownFailure(err, h);
     }
   }
 
@@ -248,34 +262,39 @@ class Applier {
     }
   }
 
-  private async directory(h: TarHeader, rel: string, host: string): Promise<void> {
-    const fd = await open(host, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+  /*
+   * Directories and files are made with synchronous calls on their descriptor. Awaited, each
+   * call is a thread-pool round trip shared with the decompressor; a 20,000-file layer then
+   * spent most of its time waiting on ~120,000 of them one after another.
+   */
+  private directory(h: TarHeader, rel: string, host: string): void {
+    const fd = openSync(host, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
     try {
-      await this.chownPath(host, h, fd);
+      this.chownFd(fd, h);
       // The mode is set at the end (a 0500 directory must still take its children when we are not root).
-      const st = await fd.stat();
+      const st = fstatSync(fd);
       this.queueXattrs(rel, host, st, h, this.ownershipXattr(h, 'dir'));
       this.dirTimes.set(rel, { host, ino: st.ino, mtime: h.mtime, mode: h.mode });
     } finally {
-      await fd.close();
+      closeSync(fd);
     }
   }
 
   private async file(h: TarHeader, rel: string, host: string, body: AsyncIterable<Buffer>, inFresh: boolean): Promise<void> {
-    const fd = await open(host, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+    const fd = openSync(host, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     try {
       for await (const chunk of body) {
         let off = 0;
-        while (off < chunk.length) off += (await fd.write(chunk, off, chunk.length - off)).bytesWritten;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
         this.stats.bytes += chunk.length;
       }
-      if (!(inFresh && h.uid === this.euid && h.gid === this.egid)) await this.chownPath(host, h, fd);
-      await fd.chmod(h.mode);
-      await fd.utimes(h.mtime, h.mtime);
+      if (!(inFresh && h.uid === this.euid && h.gid === this.egid)) this.chownFd(fd, h);
+      fchmodSync(fd, h.mode);
+      futimesSync(fd, h.mtime, h.mtime);
       const extra = this.ownershipXattr(h, 'file');
-      if (h.xattrs.size > 0 || extra.length > 0) this.queueXattrs(rel, host, await fd.stat(), h, extra);
+      if (h.xattrs.size > 0 || extra.length > 0) this.queueXattrs(rel, host, fstatSync(fd), h, extra);
     } finally {
-      await fd.close();
+      closeSync(fd);
     }
   }
 
