@@ -104,23 +104,22 @@ export function kilnEnv(env: BenchEnv, root: string): NodeJS.ProcessEnv {
   return { ...base, KILN_ROOT: root, CONTAINERS_REGISTRIES_CONF: env.registriesConf, NO_COLOR: '1' };
 }
 
+/**
+ * `buildah bud ARGS` as the bench runs it: vfs storage in `base`/root and `base`/runroot,
+ * chroot isolation, the bench registries known as insecure.
+ */
+export function buildahBud(env: BenchEnv, base: string, args: string[]): CommandSpec {
+  return {
+    argv: ['buildah', '--root', join(base, 'root'), '--runroot', join(base, 'runroot'), '--storage-driver', 'vfs', 'bud', '--isolation', 'chroot', '--tls-verify=false', ...args],
+    env: { ...process.env, CONTAINERS_REGISTRIES_CONF: env.registriesConf, BUILDAH_ISOLATION: 'chroot' },
+    timeoutMs: env.timeoutMs,
+  };
+}
+
 export function buildahBuilder(env: BenchEnv, b: BuildSpec): Tool {
   const base = join(env.work, 'buildah', `${b.name}-${b.mode}`);
-  const root = join(base, 'root');
-  const runroot = join(base, 'runroot');
-  const spec = (): CommandSpec => ({
-    argv: [
-      'buildah',
-      '--root',
-      root,
-      '--runroot',
-      runroot,
-      '--storage-driver',
-      'vfs',
-      'bud',
-      '--isolation',
-      'chroot',
-      '--tls-verify=false',
+  const spec = (): CommandSpec =>
+    buildahBud(env, base, [
       `--layers=${b.mode === 'cold' ? 'false' : 'true'}`,
       '-t',
       `bench/${b.name}:latest`,
@@ -129,10 +128,7 @@ export function buildahBuilder(env: BenchEnv, b: BuildSpec): Tool {
       ...buildArgFlags(b.buildArgs),
       ...(b.target ? ['--target', b.target] : []),
       b.contextDir,
-    ],
-    env: { ...process.env, CONTAINERS_REGISTRIES_CONF: env.registriesConf, BUILDAH_ISOLATION: 'chroot' },
-    timeoutMs: env.timeoutMs,
-  });
+    ]);
   const reset = async () => {
     // vfs keeps plain directories; a chroot build leaves no mounts behind, but be safe.
     await mustRun({ argv: [`grep -o ' ${base}[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l; true`], shell: true }).catch(() => undefined);

@@ -9,7 +9,7 @@ import { BUSYBOX_BIN, ensureBusyboxLayout } from '../fixtures/busybox.js';
 import { ensureDebianLayout } from '../fixtures/debian.js';
 import { pushLayout } from '../../test/helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../test/helpers/registry.js';
-import { allBuilders, hasBinary, kilnEnv, type BuildMode, type BuildSpec } from './builders.js';
+import { allBuilders, buildahBud, hasBinary, kilnEnv, type BuildMode, type BuildSpec } from './builders.js';
 import { ensureAssetsLayout, ensureBulkLayout, writeManyFiles } from './data.js';
 import { measure, type CommandSpec } from './measure.js';
 import type { BenchEnv, Scenario, ScenarioRun, Tool } from './types.js';
@@ -458,32 +458,7 @@ function cacheRuns(env: BenchEnv, ctx: string, description: string): ScenarioRun
       logFile,
     );
   const buildah = (base: string, logFile: string, extra: string[]): CommandSpec =>
-    logged(
-      {
-        argv: [
-          'buildah',
-          '--root',
-          join(base, 'root'),
-          '--runroot',
-          join(base, 'runroot'),
-          '--storage-driver',
-          'vfs',
-          'bud',
-          '--isolation',
-          'chroot',
-          '--tls-verify=false',
-          '--layers',
-          '-t',
-          'bench/cache:latest',
-          ...buildArgs,
-          ...extra,
-          ctx,
-        ],
-        env: { ...process.env, CONTAINERS_REGISTRIES_CONF: env.registriesConf, BUILDAH_ISOLATION: 'chroot' },
-        timeoutMs: env.timeoutMs,
-      },
-      logFile,
-    );
+    logged(buildahBud(env, base, ['--layers', '-t', 'bench/cache:latest', ...buildArgs, ...extra, ctx]), logFile);
   const noBuildah = hasBinary('buildah') ? {} : { unavailable: 'buildah is not installed' };
   const kilnCold = (tag: string): Tool => ({
     name: 'kiln cold (no cache)',
