@@ -1,7 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
+import { gzip } from 'node:zlib';
 import { UsageError } from '../errors.js';
 import type { Compression } from '../oci/media-types.js';
 import type { CompressionSpec } from './types.js';
@@ -9,6 +11,7 @@ import type { CompressionSpec } from './types.js';
 /** Input block of one gzip member. Fixed, so the output depends only on the bytes and the level. */
 export const GZIP_BLOCK = 1024 * 1024;
 export const DEFAULT_LEVEL: Record<Compression, number | undefined> = { gzip: 6, zstd: 3, none: undefined };
+const gzipAsync = promisify(gzip) as (input: Buffer, options: { level: number }) => Promise<Buffer>;
 const LEVELS: Record<'gzip' | 'zstd', [number, number]> = { gzip: [0, 9], zstd: [1, 22] };
 
 /**
@@ -65,17 +68,19 @@ interface Job {
  * A fixed set of worker threads, each compressing whole blocks into one gzip
  * member. Jobs are posted round-robin straight away, so each worker finds its
  * next block already queued in its port even while this thread is busy.
+ *
+ * One pool per thread count lives for the whole process (starting a worker
+ * costs tens of milliseconds, once per layer before). Its workers keep the
+ * process alive only while a stream uses them.
  */
 class GzipPool {
   private readonly workers: Worker[] = [];
   private readonly jobs = new Map<number, Job>();
   private nextId = 0;
-  private failed: Error | undefined;
+  private users = 0;
+  failed: Error | undefined;
 
-  constructor(
-    size: number,
-    private readonly level: number,
-  ) {
+  constructor(size: number) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true });
       w.on('message', (m: { id: number; buf?: ArrayBuffer; off?: number; len?: number; error?: string }) => {
@@ -86,6 +91,7 @@ class GzipPool {
         else job.resolve(Buffer.from(m.buf!, m.off, m.len));
       });
       w.on('error', (err) => this.fail(err));
+      w.unref();
       this.workers.push(w);
     }
   }
@@ -94,9 +100,19 @@ class GzipPool {
     this.failed = err;
     for (const job of this.jobs.values()) job.reject(err);
     this.jobs.clear();
+    for (const w of this.workers) void w.terminate();
   }
 
-  compress(block: Buffer): Promise<Buffer> {
+  /** A stream starts using the pool: its workers now keep the process alive. */
+  acquire(): void {
+    if (this.users++ === 0) for (const w of this.workers) w.ref();
+  }
+
+  release(): void {
+    if (--this.users === 0) for (const w of this.workers) w.unref();
+  }
+
+  compress(block: Buffer, level: number): Promise<Buffer> {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.nextId++;
     const p = new Promise<Buffer>((resolve, reject) => this.jobs.set(id, { resolve, reject }));
@@ -107,13 +123,20 @@ class GzipPool {
       ab = new ArrayBuffer(block.length);
       new Uint8Array(ab).set(block);
     }
-    this.workers[id % this.workers.length]!.postMessage({ id, buf: ab, len: block.length, level: this.level }, [ab]);
+    this.workers[id % this.workers.length]!.postMessage({ id, buf: ab, len: block.length, level }, [ab]);
     return p;
   }
+}
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+const pools = new Map<number, GzipPool>();
+
+function sharedPool(size: number): GzipPool {
+  let pool = pools.get(size);
+  if (!pool || pool.failed) {
+    pool = new GzipPool(size);
+    pools.set(size, pool);
   }
+  return pool;
 }
 
 /** Regroup a byte stream into exact `size`-byte blocks (the last may be short). */
@@ -150,24 +173,38 @@ async function* blocks(src: AsyncIterable<Buffer>, size: number): AsyncGenerator
  * order. A multi-member stream is valid gzip (RFC 1952 §2.2) and the output is
  * a pure function of input and level. At most 4×threads blocks are in flight (deep enough that workers keep busy while this thread is descheduled),
  * so a slow consumer stops the reading (backpressure).
+ *
+ * A stream of at most one block (most RUN and COPY layers) is compressed on
+ * libuv's thread pool instead: the same member, without waking the workers.
  */
 export async function* parallelGzip(src: AsyncIterable<Buffer>, level = 6, threads = availableParallelism()): AsyncGenerator<Buffer> {
-  const pool = new GzipPool(Math.max(1, threads), level);
+  const it = blocks(src, GZIP_BLOCK)[Symbol.asyncIterator]();
+  const first = await it.next();
+  const second = first.done ? first : await it.next();
+  if (second.done) {
+    yield await gzipAsync(first.done ? Buffer.alloc(0) : first.value, { level });
+    return;
+  }
+  const pool = sharedPool(Math.max(1, threads));
+  pool.acquire();
   const inflight: Array<Promise<Buffer>> = [];
   const max = Math.max(2, threads * 4);
+  const submit = (block: Buffer): void => {
+    const p = pool.compress(block, level);
+    p.catch(() => undefined);
+    inflight.push(p);
+  };
   try {
-    let any = false;
-    for await (const block of blocks(src, GZIP_BLOCK)) {
-      any = true;
-      const p = pool.compress(block);
-      p.catch(() => undefined);
-      inflight.push(p);
+    submit(first.value!);
+    submit(second.value);
+    for (let next = await it.next(); !next.done; next = await it.next()) {
+      submit(next.value);
       if (inflight.length >= max) yield await inflight.shift()!;
     }
-    if (!any) inflight.push(pool.compress(Buffer.alloc(0)));
     while (inflight.length > 0) yield await inflight.shift()!;
   } finally {
-    await pool.close();
+    pool.release();
+    await it.return?.(undefined);
   }
 }
 

@@ -45,7 +45,16 @@ test('parallel gzip of nothing is a valid empty gzip stream', async () => {
   assert.is(gunzipSync(out).length, 0);
 });
 
-test('a failing source rejects and shuts the workers down', async () => {
+test('a stream of one block is compressed in-process into the same member the workers make', async () => {
+  const block = Buffer.concat([randomBytes(1000), Buffer.alloc(GZIP_BLOCK - 1000, 'q')]);
+  const alone = await collect(parallelGzip(from([Buffer.from(block)]), 6, 2));
+  const pooled = await collect(parallelGzip(from([Buffer.from(block), Buffer.from('tail')]), 6, 2));
+  assert.ok(pooled.subarray(0, alone.length).equals(alone), 'the one-block stream is the first member of the pooled one');
+  assert.ok(gunzipSync(alone).equals(block));
+  assert.ok(gunzipSync(pooled).equals(Buffer.concat([block, Buffer.from('tail')])));
+});
+
+test('a failing source rejects, and the shared workers still serve the next stream', async () => {
   async function* bad(): AsyncGenerator<Buffer> {
     yield Buffer.alloc(GZIP_BLOCK * 3);
     throw new Error('source broke');
@@ -56,6 +65,8 @@ test('a failing source rejects and shuts the workers down', async () => {
   } catch (err) {
     assert.match(String(err), /source broke/);
   }
+  const data = randomBytes(GZIP_BLOCK * 2 + 5);
+  assert.ok(gunzipSync(await collect(parallelGzip(from([Buffer.from(data)]), 6, 2))).equals(data));
 });
 
 test('zstd output is independent of the thread count and decompresses', async () => {
