@@ -79,7 +79,7 @@ export class ProxyDispatcher extends Dispatcher {
   constructor(
     private readonly settings: ProxySettings,
     agentOptions: U.Agent.Options,
-    tls?: { rejectUnauthorized: boolean },
+    tls?: { rejectUnauthorized: boolean; ca?: string[] },
   ) {
     super();
     this.direct = new Agent({ ...agentOptions, ...(tls ? { connect: tls } : {}) });
