@@ -11,7 +11,7 @@ import type { CompressionSpec } from './types.js';
 /** Input block of one gzip member. Fixed, so the output depends only on the bytes and the level. */
 export const GZIP_BLOCK = 1024 * 1024;
 export const DEFAULT_LEVEL: Record<Compression, number | undefined> = { gzip: 6, zstd: 3, none: undefined };
-const gzipAsync = promisify(gzip) as (input: Buffer, options: { level: number }) => Promise<Buffer>;
+const gzipAsync = promisify(gzip) as (input: Buffer, options: { level: number; chunkSize: number }) => Promise<Buffer>;
 const LEVELS: Record<'gzip' | 'zstd', [number, number]> = { gzip: [0, 9], zstd: [1, 22] };
 
 /**
@@ -41,16 +41,46 @@ export function parseCompression(value: string): CompressionSpec {
   return spec;
 }
 
+/**
+ * The gzip level a block is actually compressed at: 0 (stored) when every
+ * 64 KiB segment looks random by its byte histogram (a 16 KiB sample with
+ * ≥ 7.95 bits of order-0 entropy: compressed, encrypted or random data).
+ * zlib would spend ~20 ms per MiB there and still emit stored blocks; level 0
+ * writes the same size ten times faster. Any compressible segment keeps the
+ * requested level. A pure function of the bytes, so the output still is one.
+ * Self-contained: its source is also evaluated in the gzip workers.
+ */
+export function effectiveGzipLevel(buf: Uint8Array, level: number): number {
+  const SEGMENT = 65536;
+  const SAMPLE = 16384;
+  if (level === 0 || buf.length < SAMPLE) return level;
+  const counts = new Uint32Array(256);
+  for (let seg = 0; seg < buf.length; seg += SEGMENT) {
+    const start = Math.min(seg, buf.length - SAMPLE);
+    counts.fill(0);
+    for (let i = start; i < start + SAMPLE; i++) counts[buf[i]!]!++;
+    let bits = 0;
+    for (let k = 0; k < 256; k++) {
+      const c = counts[k]!;
+      if (c > 0) bits -= (c / SAMPLE) * Math.log2(c / SAMPLE);
+    }
+    if (bits < 7.95) return level;
+  }
+  return 0;
+}
+
 // Plain JS evaluated as the worker, valid as CommonJS and as an ES module (a
 // parent started with --input-type=module makes eval workers ESM), so only
 // dynamic import(). The port queues messages until the listener is attached.
 const WORKER_SOURCE = `
+const effectiveLevel = (${effectiveGzipLevel.toString()});
 Promise.all([import('node:worker_threads'), import('node:zlib')]).then(([{ parentPort }, zlib]) => {
   parentPort.on('message', (m) => {
     try {
       const input = new Uint8Array(m.buf, 0, m.len);
-      // One output chunk big enough for incompressible input: no concatenation.
-      const out = zlib.gzipSync(input, { level: m.level, chunkSize: m.len + 65536 });
+      // One output chunk big enough for incompressible input: no concatenation. Its size
+      // shapes stored blocks, so the in-process path passes the same one.
+      const out = zlib.gzipSync(input, { level: effectiveLevel(input, m.level), chunkSize: m.len + 65536 });
       parentPort.postMessage({ id: m.id, buf: out.buffer, off: out.byteOffset, len: out.length }, [out.buffer]);
     } catch (err) {
       parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) });
@@ -182,7 +212,9 @@ export async function* parallelGzip(src: AsyncIterable<Buffer>, level = 6, threa
   const first = await it.next();
   const second = first.done ? first : await it.next();
   if (second.done) {
-    yield await gzipAsync(first.done ? Buffer.alloc(0) : first.value, { level });
+    const only = first.done ? Buffer.alloc(0) : first.value;
+    // The workers' output chunk size: zlib cuts stored blocks by the space it is given.
+    yield await gzipAsync(only, { level: effectiveGzipLevel(only, level), chunkSize: only.length + 65536 });
     return;
   }
   const pool = sharedPool(Math.max(1, threads));

@@ -3,7 +3,7 @@ import { gunzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'zstd-napi';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GZIP_BLOCK, parallelGzip, zstdCompress } from '../../../src/layer/compress.js';
+import { effectiveGzipLevel, GZIP_BLOCK, parallelGzip, zstdCompress } from '../../../src/layer/compress.js';
 import { detectCompression } from '../../../src/layer/decompress.js';
 
 const test = suite('layer: compress');
@@ -52,6 +52,28 @@ test('a stream of one block is compressed in-process into the same member the wo
   assert.ok(pooled.subarray(0, alone.length).equals(alone), 'the one-block stream is the first member of the pooled one');
   assert.ok(gunzipSync(alone).equals(block));
   assert.ok(gunzipSync(pooled).equals(Buffer.concat([block, Buffer.from('tail')])));
+});
+
+test('random blocks are stored (level 0), any compressible 64 KiB segment keeps the level', () => {
+  const random = randomBytes(GZIP_BLOCK);
+  assert.is(effectiveGzipLevel(random, 6), 0);
+  assert.is(effectiveGzipLevel(Buffer.alloc(GZIP_BLOCK, 'kiln layer text '), 6), 6);
+  const mixed = Buffer.from(random);
+  mixed.fill('text', 5 * 65536, 6 * 65536);
+  assert.is(effectiveGzipLevel(mixed, 6), 6, 'one text segment among random ones');
+  const tailText = Buffer.from(random.subarray(0, 200_000));
+  tailText.fill(0, 190_000);
+  assert.is(effectiveGzipLevel(tailText, 9), 9, 'a short last segment is sampled from its end');
+  assert.is(effectiveGzipLevel(randomBytes(10_000), 6), 6, 'too short to judge');
+});
+
+test('random input comes out stored: as small as zlib makes it, the same bytes on both paths', async () => {
+  const data = randomBytes(GZIP_BLOCK * 2 + 300_000);
+  const pooled = await collect(parallelGzip(from(chunks(data, [GZIP_BLOCK])), 6, 2));
+  assert.ok(gunzipSync(pooled).equals(data));
+  assert.ok(pooled.length < data.length * 1.001 + 100, `stored: ${pooled.length} bytes for ${data.length}`);
+  const one = await collect(parallelGzip(from([Buffer.from(data.subarray(0, GZIP_BLOCK))]), 6, 2));
+  assert.ok(pooled.subarray(0, one.length).equals(one));
 });
 
 test('a failing source rejects, and the shared workers still serve the next stream', async () => {
