@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { gzip } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { UsageError } from '../errors.js';
 import type { Compression } from '../oci/media-types.js';
 import type { CompressionSpec } from './types.js';
@@ -11,7 +11,9 @@ import type { CompressionSpec } from './types.js';
 /** Input block of one gzip member. Fixed, so the output depends only on the bytes and the level. */
 export const GZIP_BLOCK = 1024 * 1024;
 export const DEFAULT_LEVEL: Record<Compression, number | undefined> = { gzip: 6, zstd: 3, none: undefined };
-const gzipAsync = promisify(gzip) as (input: Buffer, options: { level: number; chunkSize: number }) => Promise<Buffer>;
+const deflateRawAsync = promisify(zlib.deflateRaw) as DeflateRaw;
+// zlib.crc32 is Node ≥ 20.15; gzipMember has a fallback.
+const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 const LEVELS: Record<'gzip' | 'zstd', [number, number]> = { gzip: [0, 9], zstd: [1, 22] };
 
 /**
@@ -41,46 +43,84 @@ export function parseCompression(value: string): CompressionSpec {
   return spec;
 }
 
+export type DeflateRaw = (input: Uint8Array, options: { level: number; finishFlush: number; chunkSize: number; dictionary?: Uint8Array }) => Buffer | Promise<Buffer>;
+
 /**
- * The gzip level a block is actually compressed at: 0 (stored) when every
- * 64 KiB segment looks random by its byte histogram (a 16 KiB sample with
- * ≥ 7.95 bits of order-0 entropy: compressed, encrypted or random data).
- * zlib would spend ~20 ms per MiB there and still emit stored blocks; level 0
- * writes the same size ten times faster. Any compressible segment keeps the
- * requested level. A pure function of the bytes, so the output still is one.
- * Self-contained: its source is also evaluated in the gzip workers.
+ * One block as one gzip member (RFC 1952), its 16 KiB segments compressed at
+ * the level that suits them. A segment whose first and last 4 KiB both have
+ * ≥ 7.8 bits of order-0 entropy per byte (compressed, encrypted or random
+ * data) is stored (level 0): zlib would spend ~20 ms per MiB on it and emit
+ * stored blocks anyway. Runs of segments of one kind are deflated as one raw stream, all but
+ * the last ending in a sync flush (byte-aligned, not final), so they
+ * concatenate into one deflate stream; each compressed run is primed with the
+ * 32 KiB before it, as the decoder's window holds it. The bytes depend only on
+ * the block and the level.
+ *
+ * Self-contained (its source is evaluated in the gzip workers too): zlib's
+ * deflateRaw (sync or async) and crc32 (Node ≥ 20.15; a table otherwise) come in.
  */
-export function effectiveGzipLevel(buf: Uint8Array, level: number): number {
-  const SEGMENT = 65536;
-  const SAMPLE = 16384;
-  if (level === 0 || buf.length < SAMPLE) return level;
+export async function gzipMember(block: Uint8Array, level: number, deflateRaw: DeflateRaw, crc32?: (data: Uint8Array) => number): Promise<Buffer> {
+  const SEGMENT = 16384;
+  const SAMPLE = 4096;
+  const WINDOW = 32768;
+  const SYNC_FLUSH = 2;
+  const FINISH = 4;
   const counts = new Uint32Array(256);
-  for (let seg = 0; seg < buf.length; seg += SEGMENT) {
-    const start = Math.min(seg, buf.length - SAMPLE);
-    counts.fill(0);
-    for (let i = start; i < start + SAMPLE; i++) counts[buf[i]!]!++;
-    let bits = 0;
-    for (let k = 0; k < 256; k++) {
-      const c = counts[k]!;
-      if (c > 0) bits -= (c / SAMPLE) * Math.log2(c / SAMPLE);
+  const levels: number[] = [];
+  for (let seg = 0; seg < block.length || levels.length === 0; seg += SEGMENT) {
+    const end = Math.min(seg + SEGMENT, block.length);
+    let random = level > 0 && end - seg >= 2 * SAMPLE;
+    // No local functions here: a bundler's helpers (__name) would not exist in the worker.
+    for (let from = seg; random && from <= end - SAMPLE; from += end - SAMPLE - seg) {
+      counts.fill(0);
+      for (let i = from; i < from + SAMPLE; i++) counts[block[i]!]!++;
+      let bits = 0;
+      for (let k = 0; k < 256; k++) {
+        const c = counts[k]!;
+        if (c > 0) bits -= (c / SAMPLE) * Math.log2(c / SAMPLE);
+      }
+      random = bits >= 7.8;
     }
-    if (bits < 7.95) return level;
+    levels.push(random ? 0 : level);
   }
-  return 0;
+  const parts: Buffer[] = [Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])];
+  for (let i = 0; i < levels.length; ) {
+    let j = i + 1;
+    while (j < levels.length && levels[j] === levels[i]) j++;
+    const start = i * SEGMENT;
+    const end = Math.min(j * SEGMENT, block.length);
+    const runLevel = levels[i]!;
+    const options: Parameters<DeflateRaw>[1] = { level: runLevel, finishFlush: j === levels.length ? FINISH : SYNC_FLUSH, chunkSize: end - start + 65536 };
+    if (start > 0 && runLevel > 0) options.dictionary = block.subarray(Math.max(0, start - WINDOW), start);
+    parts.push(await deflateRaw(block.subarray(start, end), options));
+    i = j;
+  }
+  let crc: number;
+  if (crc32) crc = crc32(block) >>> 0;
+  else {
+    crc = 0xffffffff;
+    for (let i = 0; i < block.length; i++) {
+      crc ^= block[i]!;
+      for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xedb88320 & -(crc & 1));
+    }
+    crc = (crc ^ 0xffffffff) >>> 0;
+  }
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc, 0);
+  trailer.writeUInt32LE(block.length >>> 0, 4);
+  parts.push(trailer);
+  return Buffer.concat(parts);
 }
 
 // Plain JS evaluated as the worker, valid as CommonJS and as an ES module (a
 // parent started with --input-type=module makes eval workers ESM), so only
 // dynamic import(). The port queues messages until the listener is attached.
 const WORKER_SOURCE = `
-const effectiveLevel = (${effectiveGzipLevel.toString()});
+const gzipMember = (${gzipMember.toString()});
 Promise.all([import('node:worker_threads'), import('node:zlib')]).then(([{ parentPort }, zlib]) => {
-  parentPort.on('message', (m) => {
+  parentPort.on('message', async (m) => {
     try {
-      const input = new Uint8Array(m.buf, 0, m.len);
-      // One output chunk big enough for incompressible input: no concatenation. Its size
-      // shapes stored blocks, so the in-process path passes the same one.
-      const out = zlib.gzipSync(input, { level: effectiveLevel(input, m.level), chunkSize: m.len + 65536 });
+      const out = await gzipMember(new Uint8Array(m.buf, 0, m.len), m.level, zlib.deflateRawSync, zlib.crc32);
       parentPort.postMessage({ id: m.id, buf: out.buffer, off: out.byteOffset, len: out.length }, [out.buffer]);
     } catch (err) {
       parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) });
@@ -206,15 +246,14 @@ async function* blocks(src: AsyncIterable<Buffer>, size: number): AsyncGenerator
  *
  * A stream of at most one block (most RUN and COPY layers) is compressed on
  * libuv's thread pool instead: the same member, without waking the workers.
+ * Each member is gzipMember's: random-looking segments are stored.
  */
 export async function* parallelGzip(src: AsyncIterable<Buffer>, level = 6, threads = availableParallelism()): AsyncGenerator<Buffer> {
   const it = blocks(src, GZIP_BLOCK)[Symbol.asyncIterator]();
   const first = await it.next();
   const second = first.done ? first : await it.next();
   if (second.done) {
-    const only = first.done ? Buffer.alloc(0) : first.value;
-    // The workers' output chunk size: zlib cuts stored blocks by the space it is given.
-    yield await gzipAsync(only, { level: effectiveGzipLevel(only, level), chunkSize: only.length + 65536 });
+    yield await gzipMember(first.done ? Buffer.alloc(0) : first.value, level, deflateRawAsync, zlibCrc32);
     return;
   }
   const pool = sharedPool(Math.max(1, threads));

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
+import { spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { crc32, deflateRaw, deflateRawSync, gunzipSync, gzipSync } from 'node:zlib';
 import { decompress as zstdDecompress } from 'zstd-napi';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { effectiveGzipLevel, GZIP_BLOCK, parallelGzip, zstdCompress } from '../../../src/layer/compress.js';
+import { GZIP_BLOCK, gzipMember, parallelGzip, zstdCompress, type DeflateRaw } from '../../../src/layer/compress.js';
 import { detectCompression } from '../../../src/layer/decompress.js';
 
 const test = suite('layer: compress');
@@ -54,17 +56,33 @@ test('a stream of one block is compressed in-process into the same member the wo
   assert.ok(gunzipSync(pooled).equals(Buffer.concat([block, Buffer.from('tail')])));
 });
 
-test('random blocks are stored (level 0), any compressible 64 KiB segment keeps the level', () => {
+/** Alternating files of text and random bytes, as in a layer of assets. */
+function mixedBlock(fileSize: number, total: number): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = 0, n = 0; n < total; i++, n += fileSize) parts.push(i % 2 === 0 ? Buffer.from(`asset ${i} line\n`.repeat(fileSize / 8)).subarray(0, fileSize) : randomBytes(fileSize));
+  return Buffer.concat(parts).subarray(0, total);
+}
+
+test('gzipMember: random segments stored, text deflated, one valid member that gzip(1) reads, the same bytes sync or async', async () => {
+  const block = mixedBlock(100 * 1024, GZIP_BLOCK);
+  const viaSync = await gzipMember(block, 6, deflateRawSync, crc32);
+  const viaAsync = await gzipMember(block, 6, promisify(deflateRaw) as DeflateRaw, crc32);
+  const tableCrc = await gzipMember(block, 6, deflateRawSync);
+  assert.ok(viaSync.equals(viaAsync) && viaSync.equals(tableCrc));
+  assert.ok(gunzipSync(viaSync).equals(block));
+  const cli = spawnSync('gzip', ['-dc'], { input: viaSync, maxBuffer: 4 * GZIP_BLOCK });
+  assert.is(cli.status, 0, String(cli.stderr));
+  assert.ok(cli.stdout.equals(block));
+  // About half the block is random: it may not grow beyond what zlib alone makes of the block.
+  const zlibSize = gzipSync(block, { level: 6 }).length;
+  assert.ok(viaSync.length <= zlibSize * 1.01, `${viaSync.length} vs zlib ${zlibSize}`);
+  const text = Buffer.alloc(GZIP_BLOCK, 'kiln layer text ');
+  assert.ok((await gzipMember(text, 6, deflateRawSync, crc32)).length < 10_000);
   const random = randomBytes(GZIP_BLOCK);
-  assert.is(effectiveGzipLevel(random, 6), 0);
-  assert.is(effectiveGzipLevel(Buffer.alloc(GZIP_BLOCK, 'kiln layer text '), 6), 6);
-  const mixed = Buffer.from(random);
-  mixed.fill('text', 5 * 65536, 6 * 65536);
-  assert.is(effectiveGzipLevel(mixed, 6), 6, 'one text segment among random ones');
-  const tailText = Buffer.from(random.subarray(0, 200_000));
-  tailText.fill(0, 190_000);
-  assert.is(effectiveGzipLevel(tailText, 9), 9, 'a short last segment is sampled from its end');
-  assert.is(effectiveGzipLevel(randomBytes(10_000), 6), 6, 'too short to judge');
+  const stored = await gzipMember(random, 6, deflateRawSync, crc32);
+  assert.ok(stored.length < random.length + 200 && gunzipSync(stored).equals(random));
+  assert.ok(gunzipSync(await gzipMember(Buffer.alloc(0), 6, deflateRawSync)).length === 0);
+  assert.ok(gunzipSync(await gzipMember(randomBytes(70_000), 0, deflateRawSync)).length === 70_000);
 });
 
 test('random input comes out stored: as small as zlib makes it, the same bytes on both paths', async () => {
