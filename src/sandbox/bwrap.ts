@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { HostError } from '../errors.js';
+import { cachedProbe, fileIdentity } from '../util/host-probe-cache.js';
 import { prepareRun, type PreparedMount } from './prepare-run.js';
 import { DEFAULT_CAPS, envFix, HELPER_DIR, helperArgv, splitHostEnv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
@@ -102,10 +103,12 @@ let versionCache: Promise<number[]> | undefined;
 
 /** `bwrap --version` as [major, minor, patch] ([0, 0, 0] when unreadable). */
 export function bwrapVersion(bin: string): Promise<number[]> {
-  versionCache ??= execFileP(bin, ['--version'], { timeout: 10_000 }).then(
-    ({ stdout }) => (/(\d+)\.(\d+)(?:\.(\d+))?/.exec(stdout) ?? ['', '0', '0', '0']).slice(1, 4).map((x) => Number(x ?? 0)),
-    () => [0, 0, 0],
-  );
+  const probe = () =>
+    execFileP(bin, ['--version'], { timeout: 10_000 }).then(
+      ({ stdout }) => (/(\d+)\.(\d+)(?:\.(\d+))?/.exec(stdout) ?? ['', '0', '0', '0']).slice(1, 4).map((x) => Number(x ?? 0)),
+      () => [0, 0, 0],
+    );
+  versionCache ??= cachedProbe('bwrap-version', [fileIdentity(bin)], probe, { keep: (v) => v.some((x) => x > 0) });
   return versionCache;
 }
 

@@ -3,6 +3,7 @@ import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { promisify } from 'node:util';
+import { cachedProbe, fileIdentity } from '../util/host-probe-cache.js';
 import { which } from './which.js';
 
 const execFileP = promisify(execFile);
@@ -101,7 +102,7 @@ async function succeeds(file: string, args: string[]): Promise<{ ok: boolean; st
 export async function canCreateUserNamespace(): Promise<{ ok: boolean; stderr: string }> {
   const unshare = which('unshare');
   if (!unshare) return { ok: false, stderr: 'unshare(1) not installed' };
-  return succeeds(unshare, ['--user', '--map-root-user', '--', 'true']);
+  return cachedProbe('userns', [fileIdentity(unshare)], () => succeeds(unshare, ['--user', '--map-root-user', '--', 'true']), { keep: (r) => r.ok });
 }
 
 /** Can an overlay be mounted (with userxattr) inside a new user namespace? */
@@ -117,7 +118,8 @@ export async function canMountOverlayInUserns(): Promise<{ ok: boolean; stderr: 
 export async function bwrapWorks(): Promise<{ ok: boolean; stderr: string }> {
   const bwrap = which('bwrap');
   if (!bwrap) return { ok: false, stderr: 'bwrap not installed' };
-  return succeeds(bwrap, ['--bind', '/', '/', '--unshare-pid', '--unshare-ipc', '--proc', '/proc', '--dev', '/dev', '--', 'true']);
+  const args = ['--bind', '/', '/', '--unshare-pid', '--unshare-ipc', '--proc', '/proc', '--dev', '/dev', '--', 'true'];
+  return cachedProbe('bwrap-works', [fileIdentity(bwrap), fileIdentity(which('true'))], () => succeeds(bwrap, args), { keep: (r) => r.ok });
 }
 
 /** Detect the host profile and every feature kiln uses, each with its fix. */

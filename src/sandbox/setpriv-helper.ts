@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
 import { HostError } from '../errors.js';
+import { cachedProbe, fileIdentity } from '../util/host-probe-cache.js';
 import type { PreparedMount } from './prepare-run.js';
 import type { RunUser } from './types.js';
 
@@ -51,9 +52,25 @@ async function locate(): Promise<Helper> {
     { source: setpriv, name: 'setpriv' },
     { source: env, name: 'env' },
   ];
+  // ldd runs the loader three times per binary: remembered while the binaries and every library stay the same.
+  const identities = (h: Helper) => h.files.map((f) => fileIdentity(f.source));
+  const cachedHelper = await cachedProbe<Helper & { identities?: string[] }>(
+    'setpriv-helper',
+    [fileIdentity(setpriv), fileIdentity(env)],
+    async () => {
+      const h = await sharedLibrariesOf(files, [setpriv, env]);
+      return { ...h, identities: identities(h) };
+    },
+    { keep: () => true, stillValid: (h) => Array.isArray(h.files) && JSON.stringify(identities(h)) === JSON.stringify(h.identities) },
+  );
+  return cachedHelper.loader ? { files: cachedHelper.files, loader: cachedHelper.loader } : { files: cachedHelper.files };
+}
+
+/** `files` plus the libraries and loader the binaries need. */
+async function sharedLibrariesOf(base: Helper['files'], bins: string[]): Promise<Helper> {
+  const files = [...base];
   let loader: string | undefined;
-  for (const bin of [setpriv, env]) {
-    const deps = await sharedLibraries(bin);
+  for (const deps of await Promise.all(bins.map(sharedLibraries))) {
     if (!deps) continue;
     for (const path of deps.libs) {
       const name = basename(path);

@@ -1,6 +1,8 @@
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { which } from '../sandbox/which.js';
+import { cachedProbe, fileIdentity } from '../util/host-probe-cache.js';
 import { mountOverlay, unmount } from './overlay-mount.js';
 import { opaqueDirs } from './opaque-xattr.js';
 
@@ -51,7 +53,10 @@ async function probe(parent: string): Promise<OverlaySupport> {
 export function overlaySupport(dir: string = tmpdir()): Promise<OverlaySupport> {
   let p = cache.get(dir);
   if (!p) {
-    p = probe(dir);
+    // Remembered across processes per filesystem (its device), as the result depends on it, not on the path.
+    p = mkdir(dir, { recursive: true })
+      .then(() => stat(dir))
+      .then((st) => cachedProbe('overlay', [st.dev, fileIdentity(which('mount')), fileIdentity(which('getfattr'))], () => probe(dir), { keep: (r) => r.ok }));
     cache.set(dir, p);
   }
   return p;

@@ -1,5 +1,6 @@
 import { detectHostProfile, type HostProfile, type HostProfileKind } from '../../sandbox/host-profile.js';
 import { selectExecutor } from '../../sandbox/select-executor.js';
+import { disableProbeCache } from '../../util/host-probe-cache.js';
 import { type Command, flagBool } from '../command.js';
 
 const PROFILE_TEXT: Record<HostProfileKind, string> = {
@@ -16,6 +17,8 @@ export interface DoctorReport {
 
 /** Detect the host profile and the executor `--isolation auto` would use. */
 export async function doctorReport(): Promise<DoctorReport> {
+  // What the host can do now, not what an earlier build found.
+  disableProbeCache();
   const profile = await detectHostProfile();
   const isolation: DoctorReport['isolation'] = {};
   try {
