@@ -843,6 +843,8 @@ export class StageBuilder {
             whiteoutMode: mode === 'overlay' ? 'overlay' : 'delete',
             overlayOpaqueXattr: info.opaqueXattr,
           });
+          // applyLayer never writes trusted.overlay.* (tar xattrs of that family are dropped).
+          return { opaqueMarksAsAsked: true };
         });
       });
       parent = id;

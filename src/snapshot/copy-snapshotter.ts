@@ -5,7 +5,7 @@ import { buildIndex, diffIndex, type LstatIndex, loadIndex, saveIndex } from './
 import { OPAQUE_XATTR } from './opaque-xattr.js';
 import { runTool } from './run-tool.js';
 import { SnapshotStore } from './snapshot-store.js';
-import type { FillInfo, Rootfs, SnapshotInfo, Snapshotter } from './types.js';
+import type { FillInfo, FillResult, Rootfs, SnapshotInfo, Snapshotter } from './types.js';
 
 /** Coarse kernel timestamps tick at most every 10 ms (HZ=100); wait this long past the newest indexed ctime. */
 const CTIME_GRANULARITY_NS = 20_000_000n;
@@ -46,7 +46,7 @@ export class CopySnapshotter implements Snapshotter {
     await runTool(['cp', '-a', '--reflink=auto', '--', this.store.fsOf(parent), to], { timeoutMs: 60 * 60_000 });
   }
 
-  async createCommitted(id: string, parent: string | undefined, fill: (dir: string, mode: 'overlay' | 'copy', info: FillInfo) => Promise<void>): Promise<void> {
+  async createCommitted(id: string, parent: string | undefined, fill: (dir: string, mode: 'overlay' | 'copy', info: FillInfo) => Promise<void | FillResult>): Promise<void> {
     await this.store.publish(id, parent, async (tmp) => {
       const fs = join(tmp, 'fs');
       await this.copyParent(parent, fs);

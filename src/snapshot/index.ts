@@ -1,4 +1,4 @@
-export type { CreateSnapshotterOptions, FillInfo, Rootfs, SnapshotInfo, Snapshotter, SnapshotterKind } from './types.js';
+export type { CreateSnapshotterOptions, FillInfo, FillResult, Rootfs, SnapshotInfo, Snapshotter, SnapshotterKind } from './types.js';
 export { createSnapshotter } from './create-snapshotter.js';
 export { OverlaySnapshotter, DEFAULT_MAX_LOWERS } from './overlay-snapshotter.js';
 export { CopySnapshotter } from './copy-snapshotter.js';

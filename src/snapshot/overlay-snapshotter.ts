@@ -7,7 +7,7 @@ import { MOUNT_DATA_MAX, mountOverlay, mountPoints, overlayOptions, unmount } fr
 import { normaliseOpaqueMarks, OPAQUE_XATTR } from './opaque-xattr.js';
 import { runTool } from './run-tool.js';
 import { type CommittedMeta, SnapshotStore, snapshotDirName } from './snapshot-store.js';
-import type { FillInfo, Rootfs, SnapshotInfo, Snapshotter } from './types.js';
+import type { FillInfo, FillResult, Rootfs, SnapshotInfo, Snapshotter } from './types.js';
 
 export const DEFAULT_MAX_LOWERS = 128;
 
@@ -44,13 +44,13 @@ export class OverlaySnapshotter implements Snapshotter {
     return (await this.store.readCommitted(id)) !== undefined;
   }
 
-  async createCommitted(id: string, parent: string | undefined, fill: (dir: string, mode: 'overlay' | 'copy', info: FillInfo) => Promise<void>): Promise<void> {
+  async createCommitted(id: string, parent: string | undefined, fill: (dir: string, mode: 'overlay' | 'copy', info: FillInfo) => Promise<void | FillResult>): Promise<void> {
     await this.store.publish(id, parent, async (tmp) => {
       const fs = join(tmp, 'fs');
       await mkdir(fs);
       await chmod(fs, 0o755);
-      await fill(fs, 'overlay', { opaqueXattr: OPAQUE_XATTR });
-      await normaliseOpaqueMarks(fs);
+      const filled = await fill(fs, 'overlay', { opaqueXattr: OPAQUE_XATTR });
+      if (!filled?.opaqueMarksAsAsked) await normaliseOpaqueMarks(fs);
     });
   }
 

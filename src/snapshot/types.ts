@@ -26,6 +26,16 @@ export interface FillInfo {
   opaqueXattr: string;
 }
 
+/**
+ * What a fill may tell createCommitted(). `opaqueMarksAsAsked`: every opaque
+ * directory was marked with FillInfo.opaqueXattr only (kiln's layer apply does
+ * this), so the overlay snapshotter skips its walk that converts
+ * trusted.overlay.opaque marks left by other tools.
+ */
+export interface FillResult {
+  opaqueMarksAsAsked?: boolean;
+}
+
 export interface Snapshotter {
   readonly kind: SnapshotterKind;
   /** Why this kind was chosen (e.g. why overlay was not usable); for `kiln doctor` and --debug output. */
@@ -40,7 +50,7 @@ export interface Snapshotter {
   createCommitted(
     id: string,
     parent: string | undefined,
-    fill: (dir: string, mode: 'overlay' | 'copy', info: FillInfo) => Promise<void>,
+    fill: (dir: string, mode: 'overlay' | 'copy', info: FillInfo) => Promise<void | FillResult>,
   ): Promise<void>;
   /** A writable rootfs on top of committed `parent` (undefined: empty). */
   prepare(key: string, parent: string | undefined): Promise<Rootfs>;
