@@ -7,7 +7,7 @@ import { prepareRun, type PreparedMount } from './prepare-run.js';
 import { DEFAULT_CAPS, envFix, HELPER_DIR, helperArgv, splitHostEnv, helperMounts, setgroupsAllowed, setprivHelper } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
-import { which } from './which.js';
+import { which } from '../util/which.js';
 
 const execFileP = promisify(execFile);
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

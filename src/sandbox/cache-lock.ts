@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { HostError } from '../errors.js';
-import { which } from './which.js';
+import { which } from '../util/which.js';
 
 /**
  * A kernel file lock (flock(2)) held by a small `flock(1)` child for as long

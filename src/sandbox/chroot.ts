@@ -7,7 +7,7 @@ import { runtimeDir } from './runtime-files.js';
 import { envFix, helperArgv, helperMounts, setgroupsAllowed, setprivHelper, splitHostEnv } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
-import { which } from './which.js';
+import { which } from '../util/which.js';
 
 const execFileP = promisify(execFile);
 

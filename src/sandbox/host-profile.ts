@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { promisify } from 'node:util';
 import { cachedProbe, fileIdentity } from '../util/host-probe-cache.js';
-import { which } from './which.js';
+import { which } from '../util/which.js';
 
 const execFileP = promisify(execFile);
 

@@ -9,7 +9,7 @@ import { readRuntimeFile } from './runtime-files.js';
 import { envFix, helperMounts, pdeathsigArgv, setprivHelper, splitHostEnv, type Helper } from './setpriv-helper.js';
 import { spawnSandbox } from './spawn-sandbox.js';
 import type { Executor, RunRequest } from './types.js';
-import { which } from './which.js';
+import { which } from '../util/which.js';
 
 const execFileP = promisify(execFile);
 

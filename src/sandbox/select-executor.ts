@@ -4,7 +4,7 @@ import { ChrootExecutor, probeChrootNamespaces } from './chroot.js';
 import { bwrapWorks, canCreateUserNamespace, type HostProfileKind } from './host-profile.js';
 import { RuncExecutor } from './runc.js';
 import type { Executor, Isolation } from './types.js';
-import { which } from './which.js';
+import { which } from '../util/which.js';
 
 export const ISOLATIONS: Isolation[] = ['auto', 'bwrap', 'runc', 'chroot'];
 

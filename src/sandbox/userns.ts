@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { HostError } from '../errors.js';
 import { BUILD_NS_ENV, readSubIds, type IdRange } from './host-profile.js';
-import { which } from './which.js';
+import { which } from '../util/which.js';
 
 const execFileP = promisify(execFile);
 

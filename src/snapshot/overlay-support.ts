@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { which } from '../sandbox/which.js';
+import { which } from '../util/which.js';
 import { cachedProbe, fileIdentity } from '../util/host-probe-cache.js';
 import { mountOverlay, unmount } from './overlay-mount.js';
 import { opaqueDirs } from './opaque-xattr.js';

@@ -16,7 +16,7 @@ import { ChrootExecutor } from '../../src/sandbox/chroot.js';
 import { bwrapWorks } from '../../src/sandbox/host-profile.js';
 import { RuncExecutor } from '../../src/sandbox/runc.js';
 import type { Executor, MountSpec, RunRequest } from '../../src/sandbox/types.js';
-import { which } from '../../src/sandbox/which.js';
+import { which } from '../../src/util/which.js';
 import { repoRoot } from '../helpers/repo.js';
 import { makeRootfs } from '../helpers/rootfs.js';
 

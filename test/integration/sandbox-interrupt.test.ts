@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bwrapWorks } from '../../src/sandbox/host-profile.js';
-import { which } from '../../src/sandbox/which.js';
+import { which } from '../../src/util/which.js';
 import { repoRoot } from '../helpers/repo.js';
 import { makeRootfs } from '../helpers/rootfs.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bwrapVersion, versionBelow } from '../../../src/sandbox/bwrap.js';
-import { which } from '../../../src/sandbox/which.js';
+import { which } from '../../../src/util/which.js';
 
 test('version comparison', () => {
   assert.ok(versionBelow([0, 4, 1], [0, 5, 0]));
