@@ -823,6 +823,35 @@ export class StageBuilder {
     return changes.filter((c) => !drop.has(c.path));
   }
 
+  private prefetched = false;
+
+  /**
+   * After a cache miss every later step of the stage runs too (their keys
+   * chain on this one), so the stages they COPY --from will be needed: start
+   * extracting them now, alongside this step's own work, rather than one after
+   * another when each COPY comes. A warm build never gets here. Errors surface
+   * where the snapshot is awaited (the memo keeps the promise).
+   */
+  private prefetchCopySources(ins: Instr): void {
+    if (this.prefetched) return;
+    this.prefetched = true;
+    const start = Math.max(0, this.stage.instructions.indexOf(ins));
+    for (const later of this.stage.instructions.slice(start)) {
+      if ((later.kind !== 'copy' && later.kind !== 'add') || later.from === undefined) continue;
+      let dep: number | undefined;
+      try {
+        dep = this.fromStageIndex(later.from, later.range);
+      } catch {
+        continue; // reported when the step itself runs
+      }
+      if (dep === undefined) continue;
+      void this.shared
+        .stageResult(dep)
+        .then((r) => this.materialize(r.state))
+        .catch(() => undefined);
+    }
+  }
+
   /** Make sure the committed snapshot of `state`'s layers exists; returns its id. */
   private async materialize(state: ImageState): Promise<string | undefined> {
     const rt = this.shared.runtime;
@@ -906,6 +935,7 @@ export class StageBuilder {
     }
     const t0 = Date.now();
     sh.emit({ type: 'step-start', id, stage: this.label, name, time: t0 });
+    this.prefetchCopySources(ins);
     const rt = sh.runtime;
     const snap = await rt.snapshotter();
     const parent = await this.materialize(this.state);
