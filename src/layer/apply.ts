@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { closeSync, constants as C, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, type Stats, writeSync } from 'node:fs';
-import { link, lstat, lutimes, lchown, mkdir, open, readdir, readlink, realpath, rm, symlink, unlink, writeFile, chmod } from 'node:fs/promises';
+import { closeSync, constants as C, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readlinkSync, type Stats, symlinkSync, writeSync } from 'node:fs';
+import { lstat, lutimes, lchown, mkdir, open, readdir, realpath, rm, unlink, writeFile, chmod } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { KilnError } from '../errors.js';
@@ -69,6 +69,17 @@ function runTool(cmd: string, args: string[]): Promise<{ code: number | null; st
 async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
   try {
     return await lstat(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/** lstatOrUndefined, synchronously: the per-entry calls of an apply (see Applier.file). */
+function lstatOrUndefinedSync(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -148,16 +159,16 @@ class Applier {
         continue;
       }
       const host = posix.join(this.root, ...resolved, part);
-      const st = await lstatOrUndefined(host);
+      const st = lstatOrUndefinedSync(host);
       if (st === undefined) {
-        await mkdir(host, { mode: 0o755 });
+        mkdirSync(host, { mode: 0o755 });
         this.noteCreated(posix.join(this.root, ...resolved), host, true);
         resolved.push(part);
       } else if (st.isDirectory()) {
         resolved.push(part);
       } else if (st.isSymbolicLink()) {
         if (++links > MAX_LINKS) throw unsafeEntry(entry, 'too many levels of symbolic links');
-        const target = await readlink(host);
+        const target = readlinkSync(host);
         if (target.startsWith('/')) resolved = [];
         pending = [...target.split('/'), ...pending];
       } else {
@@ -232,7 +243,7 @@ class Applier {
     const parent = await this.ensureDir(parentRel, h.name);
     const host = posix.join(parent, base);
     const inFresh = this.fresh.has(parent) && !this.created.has(host);
-    const existing = inFresh ? undefined : await lstatOrUndefined(host);
+    const existing = inFresh ? undefined : lstatOrUndefinedSync(host);
     this.noteCreated(parent, host, h.type === 'dir');
     switch (h.type) {
       case 'dir':
@@ -244,12 +255,17 @@ class Applier {
         return this.file(h, rel, host, body, inFresh);
       case 'symlink': {
         if (existing) await this.removeExisting(host, existing);
-        await symlink(h.linkname, host);
+        symlinkSync(h.linkname, host);
         this.dirCache.clear();
-        await this.chownPath(host, h);
-        await lutimes(host, h.mtime, h.mtime);
-        const st = await lstat(host);
-        this.queueXattrs(rel, host, st, h, []);
+        if (!this.options.useOverrideStat) {
+          try {
+            lchownSync(host, h.uid, h.gid);
+          } catch (err) {
+            throw chownFailure(err, h);
+          }
+        }
+        lutimesSync(host, h.mtime, h.mtime);
+        this.queueXattrs(rel, host, lstatSync(host), h, []);
         return;
       }
       case 'link':
@@ -301,15 +317,17 @@ class Applier {
   private async hardlink(h: TarHeader, rel: string, host: string, existing: Stats | undefined): Promise<void> {
     const targetRel = normalizeEntryPath(h.linkname);
     if (targetRel === '') throw unsafeEntry(h.name, 'hardlink to the root');
-    const targetHost = await resolveInRoot(this.root, targetRel, false);
-    const target = await lstatOrUndefined(targetHost);
+    // The target's parents resolve as an entry's do (chroot-style, cached); its last component is not followed.
+    const slash = targetRel.lastIndexOf('/');
+    const targetHost = posix.join(await this.ensureDir(slash === -1 ? '' : targetRel.slice(0, slash), h.name), targetRel.slice(slash + 1));
+    const target = lstatOrUndefinedSync(targetHost);
     if (!target) throw unsafeEntry(h.name, `hardlink target "${h.linkname}" does not exist in the layer`);
     if (target.isDirectory()) throw unsafeEntry(h.name, `hardlink target "${h.linkname}" is a directory`);
     if (existing) {
       if (existing.ino === target.ino && existing.dev === target.dev) return;
       await this.removeExisting(host, existing);
     }
-    await link(targetHost, host);
+    linkSync(targetHost, host);
     if (target.isSymbolicLink()) this.dirCache.clear();
   }
 
