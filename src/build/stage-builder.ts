@@ -798,7 +798,7 @@ export class StageBuilder {
    * BuildKit's differ sees it. Parent directories of real changes are added
    * back by the layer writer.
    */
-  private async pruneUnchangedDirs(snap: import('../snapshot/types.js').Snapshotter, parent: string | undefined, root: string, changes: import('../layer/types.js').Change[]) {
+  private async pruneUnchangedDirs(snap: import('../snapshot/types.js').Snapshotter, active: string, parent: string | undefined, root: string, changes: import('../layer/types.js').Change[]) {
     const candidates = changes.filter((c) => c.kind === 'modify' && !c.opaque);
     if (candidates.length === 0 || parent === undefined) return changes;
     const dirs: typeof candidates = [];
@@ -807,18 +807,13 @@ export class StageBuilder {
       if (st?.isDirectory()) dirs.push(c);
     }
     if (dirs.length === 0) return changes;
-    const key = `cmp-${randomBytes(8).toString('hex')}`;
-    const view = await snap.prepare(key, parent);
+    // Read from the parent's layers directly (no mount); "unsure" comes back undefined and keeps the change.
+    const before = await snap.parentStats(active, dirs.map((c) => c.path));
     const drop = new Set<string>();
-    try {
-      for (const c of dirs) {
-        const a = await lstat(posix.join(root, c.path));
-        const b = await lstat(posix.join(view.path, c.path)).catch(() => undefined);
-        if (b && b.isDirectory() && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && Math.floor(a.mtimeMs) === Math.floor(b.mtimeMs)) drop.add(c.path);
-      }
-    } finally {
-      await view.release();
-      await snap.remove(key);
+    for (const c of dirs) {
+      const a = await lstat(posix.join(root, c.path));
+      const b = before.get(c.path);
+      if (b && b.isDirectory() && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && Math.floor(a.mtimeMs) === Math.floor(b.mtimeMs)) drop.add(c.path);
     }
     return changes.filter((c) => !drop.has(c.path));
   }
@@ -945,7 +940,7 @@ export class StageBuilder {
     try {
       await work(rootfs.path, (stream, chunk) => sh.emit({ type: 'step-log', id, stream, data: chunk.toString(), time: Date.now() }));
       const { root, changes: raw } = await snap.changes(active);
-      const changes = await this.pruneUnchangedDirs(snap, parent, root, raw);
+      const changes = await this.pruneUnchangedDirs(snap, active, parent, root, raw);
       const now = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000).toISOString() : new Date().toISOString();
       if (changes.length === 0) {
         addHistory(this.state, history, true);

@@ -1,8 +1,10 @@
+import type { Stats } from 'node:fs';
 import { chmod, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Change } from '../layer/types.js';
 import { buildIndex, diffIndex, type LstatIndex, loadIndex, saveIndex } from './lstat-index.js';
 import { OPAQUE_XATTR } from './opaque-xattr.js';
+import { statThroughLayers } from './parent-stats.js';
 import { runTool } from './run-tool.js';
 import { SnapshotStore } from './snapshot-store.js';
 import type { FillInfo, FillResult, Rootfs, SnapshotInfo, Snapshotter } from './types.js';
@@ -83,6 +85,12 @@ export class CopySnapshotter implements Snapshotter {
     }
     const root = join(dir, 'fs');
     return { root, changes: await diffIndex(root, index) };
+  }
+
+  async parentStats(key: string, paths: string[]): Promise<Map<string, Stats | undefined>> {
+    const meta = await this.store.requireActive(key);
+    // A committed copy snapshot is one plain tree: deletions were applied, a 0/0 device is a device.
+    return statThroughLayers(meta.parent === null ? [] : [this.store.fsOf(meta.parent)], paths, false);
   }
 
   async commit(key: string, id: string): Promise<void> {

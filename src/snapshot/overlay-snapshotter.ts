@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { chmod, mkdir, rename, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
@@ -5,6 +6,7 @@ import type { Change } from '../layer/types.js';
 import { overlayChanges } from './overlay-changes.js';
 import { MOUNT_DATA_MAX, mountOverlay, mountPoints, overlayOptions, unmount } from './overlay-mount.js';
 import { normaliseOpaqueMarks, OPAQUE_XATTR } from './opaque-xattr.js';
+import { statThroughLayers } from './parent-stats.js';
 import { runTool } from './run-tool.js';
 import { type CommittedMeta, SnapshotStore, snapshotDirName } from './snapshot-store.js';
 import type { FillInfo, FillResult, Rootfs, SnapshotInfo, Snapshotter } from './types.js';
@@ -91,6 +93,16 @@ export class OverlaySnapshotter implements Snapshotter {
       lowers.map((l) => join(this.store.dir, l)),
     );
     return { root: upper, changes };
+  }
+
+  async parentStats(key: string, paths: string[]): Promise<Map<string, Stats | undefined>> {
+    const meta = await this.store.requireActive(key);
+    const lowers = meta.parent === null ? [] : await this.lowersFor(await this.store.chain(meta.parent));
+    return statThroughLayers(
+      lowers.map((l) => join(this.store.dir, l)),
+      paths,
+      true,
+    );
   }
 
   async commit(key: string, id: string): Promise<void> {

@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import type { Change } from '../layer/types.js';
 
 /**
@@ -63,6 +64,12 @@ export interface Snapshotter {
    * not copy those into tar headers. Valid until commit/remove of `key`.
    */
   changes(key: string): Promise<{ root: string; changes: Change[] }>;
+  /**
+   * lstat of each path (relative to the root) as the parent of active `key` has it, read without
+   * mounting anything: undefined when absent there, or when kiln cannot be sure (see
+   * statThroughLayers). For leaving out directories a step did not really change.
+   */
+  parentStats(key: string, paths: string[]): Promise<Map<string, Stats | undefined>>;
   /** Turn active `key` into committed `id`. The rootfs is released first. Idempotent if `id` already exists (ours is discarded). */
   commit(key: string, id: string): Promise<void>;
   /** Drop an active or committed snapshot. A committed one that is still a parent of another refuses (SNAPSHOT_IN_USE). */
