@@ -57,7 +57,8 @@ export type DeflateRaw = (input: Uint8Array, options: { level: number; finishFlu
  * the block and the level.
  *
  * Self-contained (its source is evaluated in the gzip workers too): zlib's
- * deflateRaw (sync or async) and crc32 (Node ≥ 20.15; a table otherwise) come in.
+ * deflateRaw (sync or async: the same bytes at levels ≥ 1) and crc32 (Node ≥
+ * 20.15; a table otherwise) come in; stored runs are written here.
  */
 export async function gzipMember(block: Uint8Array, level: number, deflateRaw: DeflateRaw, crc32?: (data: Uint8Array) => number): Promise<Buffer> {
   const SEGMENT = 16384;
@@ -90,9 +91,25 @@ export async function gzipMember(block: Uint8Array, level: number, deflateRaw: D
     const start = i * SEGMENT;
     const end = Math.min(j * SEGMENT, block.length);
     const runLevel = levels[i]!;
-    const options: Parameters<DeflateRaw>[1] = { level: runLevel, finishFlush: j === levels.length ? FINISH : SYNC_FLUSH, chunkSize: end - start + 65536 };
-    if (start > 0 && runLevel > 0) options.dictionary = block.subarray(Math.max(0, start - WINDOW), start);
-    parts.push(await deflateRaw(block.subarray(start, end), options));
+    const last = j === levels.length;
+    if (runLevel === 0) {
+      // Stored blocks written here (RFC 1951 §3.2.4: byte-aligned header, LEN, NLEN, bytes):
+      // zlib's level 0 output depends on how it is called (sync or async, buffer sizes).
+      for (let pos = start; pos < end || (pos === start && start === end); ) {
+        const len = Math.min(65535, end - pos);
+        const head = Buffer.alloc(5);
+        head[0] = last && pos + len === end ? 1 : 0;
+        head.writeUInt16LE(len, 1);
+        head.writeUInt16LE(~len & 0xffff, 3);
+        parts.push(head, Buffer.from(block.buffer, block.byteOffset + pos, len));
+        pos += len;
+        if (len === 0) break;
+      }
+    } else {
+      const options: Parameters<DeflateRaw>[1] = { level: runLevel, finishFlush: last ? FINISH : SYNC_FLUSH, chunkSize: end - start + 65536 };
+      if (start > 0) options.dictionary = block.subarray(Math.max(0, start - WINDOW), start);
+      parts.push(await deflateRaw(block.subarray(start, end), options));
+    }
     i = j;
   }
   let crc: number;
@@ -126,6 +143,7 @@ Promise.all([import('node:worker_threads'), import('node:zlib')]).then(([{ paren
       parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) });
     }
   });
+  parentPort.postMessage({ ready: true });
 });
 `;
 
@@ -148,12 +166,21 @@ class GzipPool {
   private readonly jobs = new Map<number, Job>();
   private nextId = 0;
   private users = 0;
+  private readyWorkers = 0;
+  private onReady: () => void = () => undefined;
+  /** Resolves when every worker has started. */
+  readonly whenReady = new Promise<void>((resolve) => (this.onReady = resolve));
   failed: Error | undefined;
+
 
   constructor(size: number) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true });
-      w.on('message', (m: { id: number; buf?: ArrayBuffer; off?: number; len?: number; error?: string }) => {
+      w.on('message', (m: { id: number; buf?: ArrayBuffer; off?: number; len?: number; error?: string; ready?: true }) => {
+        if (m.ready) {
+          if (++this.readyWorkers === this.workers.length) this.onReady();
+          return;
+        }
         const job = this.jobs.get(m.id);
         this.jobs.delete(m.id);
         if (!job) return;
@@ -199,6 +226,21 @@ class GzipPool {
 }
 
 const pools = new Map<number, GzipPool>();
+
+/**
+ * Start the shared gzip workers for `threads` (if not yet) and wait until they run. A build
+ * calls it without waiting on its first cache miss: starting them costs ~50 ms, which the
+ * first layer over 1 MiB would otherwise wait for.
+ */
+export async function startGzipWorkers(threads = availableParallelism()): Promise<void> {
+  const pool = sharedPool(Math.max(1, threads));
+  pool.acquire(); // an idle pool's workers do not keep the process alive
+  try {
+    await pool.whenReady;
+  } finally {
+    pool.release();
+  }
+}
 
 function sharedPool(size: number): GzipPool {
   let pool = pools.get(size);

@@ -5,7 +5,7 @@ import { crc32, deflateRaw, deflateRawSync, gunzipSync, gzipSync } from 'node:zl
 import { decompress as zstdDecompress } from 'zstd-napi';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GZIP_BLOCK, gzipMember, parallelGzip, zstdCompress, type DeflateRaw } from '../../../src/layer/compress.js';
+import { GZIP_BLOCK, gzipMember, parallelGzip, startGzipWorkers, zstdCompress, type DeflateRaw } from '../../../src/layer/compress.js';
 import { detectCompression } from '../../../src/layer/decompress.js';
 
 const test = suite('layer: compress');
@@ -80,6 +80,8 @@ test('gzipMember: random segments stored, text deflated, one valid member that g
   assert.ok((await gzipMember(text, 6, deflateRawSync, crc32)).length < 10_000);
   const random = randomBytes(GZIP_BLOCK);
   const stored = await gzipMember(random, 6, deflateRawSync, crc32);
+  const endsRandom = Buffer.concat([text.subarray(0, 200_000), random.subarray(0, 300_000)]);
+  assert.ok((await gzipMember(endsRandom, 6, deflateRawSync, crc32)).equals(await gzipMember(endsRandom, 6, promisify(deflateRaw) as DeflateRaw, crc32)), 'a stored last run: same bytes sync or async');
   assert.ok(stored.length < random.length + 200 && gunzipSync(stored).equals(random));
   assert.ok(gunzipSync(await gzipMember(Buffer.alloc(0), 6, deflateRawSync)).length === 0);
   assert.ok(gunzipSync(await gzipMember(randomBytes(70_000), 0, deflateRawSync)).length === 70_000);
@@ -92,6 +94,16 @@ test('random input comes out stored: as small as zlib makes it, the same bytes o
   assert.ok(pooled.length < data.length * 1.001 + 100, `stored: ${pooled.length} bytes for ${data.length}`);
   const one = await collect(parallelGzip(from([Buffer.from(data.subarray(0, GZIP_BLOCK))]), 6, 2));
   assert.ok(pooled.subarray(0, one.length).equals(one));
+});
+
+test('the workers and the in-process path (used while the workers start) write the same members', async () => {
+  const data = Buffer.concat([mixedBlock(100 * 1024, GZIP_BLOCK * 2), randomBytes(GZIP_BLOCK), Buffer.alloc(5000, 'z')]);
+  await startGzipWorkers(2);
+  const viaWorkers = await collect(parallelGzip(from(chunks(data, [GZIP_BLOCK])), 6, 2));
+  const inProcess: Buffer[] = [];
+  for (let i = 0; i < data.length; i += GZIP_BLOCK) inProcess.push(await gzipMember(data.subarray(i, i + GZIP_BLOCK), 6, deflateRawSync, crc32));
+  assert.ok(viaWorkers.equals(Buffer.concat(inProcess)));
+  assert.ok(gunzipSync(viaWorkers).equals(data));
 });
 
 test('a failing source rejects, and the shared workers still serve the next stream', async () => {
