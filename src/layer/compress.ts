@@ -228,9 +228,9 @@ class GzipPool {
 const pools = new Map<number, GzipPool>();
 
 /**
- * Start the shared gzip workers for `threads` (if not yet) and wait until they run. A build
- * calls it without waiting on its first cache miss: starting them costs ~50 ms, which the
- * first layer over 1 MiB would otherwise wait for.
+ * Start the shared gzip workers for `threads` (if not yet) and wait until they run (tests).
+ * Builds do not start them ahead of need: measured, the threads' start-up (~50 ms of CPU)
+ * slowed the main thread more than the first big layer gained.
  */
 export async function startGzipWorkers(threads = availableParallelism()): Promise<void> {
   const pool = sharedPool(Math.max(1, threads));
