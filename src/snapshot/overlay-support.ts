@@ -3,11 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { which } from '../util/which.js';
 import { cachedProbe, fileIdentity } from '../util/host-probe-cache.js';
-import { mountOverlay, unmount } from './overlay-mount.js';
+import { mountOverlay, overlayVolatile, setOverlayVolatile, unmount } from './overlay-mount.js';
 import { opaqueDirs } from './opaque-xattr.js';
 
 export interface OverlaySupport {
   ok: boolean;
+  /** Writable mounts take `volatile` (see overlay-mount.ts). */
+  volatile?: boolean;
   /** Why overlay cannot be used (first failure), when !ok. */
   reason?: string;
 }
@@ -35,7 +37,7 @@ async function probe(parent: string): Promise<OverlaySupport> {
     if (!wh || !wh.isCharacterDevice() || wh.rdev !== 0) return { ok: false, reason: 'overlay did not record a deletion as a 0/0 whiteout device' };
     const opaque = await opaqueDirs([join(dir, 'u', 'd')]);
     if (!opaque.size) return { ok: false, reason: 'overlay did not mark a re-created directory opaque (user.overlay.opaque)' };
-    return { ok: true };
+    return { ok: true, volatile: overlayVolatile() === true };
   } catch (err) {
     const e = err as Error & { stderrTail?: string[]; cause?: { stderrTail?: string[] } };
     const detail = e.cause?.stderrTail?.join(' ') || e.stderrTail?.join(' ') || e.message;
@@ -56,7 +58,11 @@ export function overlaySupport(dir: string = tmpdir()): Promise<OverlaySupport> 
     // Remembered across processes per filesystem (its device), as the result depends on it, not on the path.
     p = mkdir(dir, { recursive: true })
       .then(() => stat(dir))
-      .then((st) => cachedProbe('overlay', [st.dev, fileIdentity(which('mount')), fileIdentity(which('getfattr'))], () => probe(dir), { keep: (r) => r.ok }));
+      .then((st) => cachedProbe('overlay', [st.dev, fileIdentity(which('mount')), fileIdentity(which('getfattr'))], () => probe(dir), { keep: (r) => r.ok }))
+      .then((r) => {
+        if (r.ok && r.volatile !== undefined) setOverlayVolatile(r.volatile);
+        return r;
+      });
     cache.set(dir, p);
   }
   return p;

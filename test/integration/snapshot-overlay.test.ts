@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createSnapshotter, OverlaySnapshotter, overlaySupport } from '../../src/snapshot/index.js';
 import { runChild } from '../unit/snapshot/child.js';
-import { describeTree, mountsUnder, sh } from '../unit/snapshot/fs-helpers.js';
+import { describeTree, kernelHasVolatile, mountsUnder, sh } from '../unit/snapshot/fs-helpers.js';
 
 const t = suite<{ work: string; root: string }>('overlay snapshotter');
 
@@ -22,9 +22,15 @@ t.after.each(async (ctx) => {
 
 t('auto picks overlay on this host (root) and says why', async (ctx) => {
   const support = await overlaySupport(ctx.work);
-  assert.equal(support, { ok: true });
+  assert.equal(support, { ok: true, volatile: kernelHasVolatile() });
   const s = await createSnapshotter({ root: ctx.root });
   assert.is(s.kind, 'overlay');
+  // Writable mounts skip the sync of the whole upper filesystem at umount where the kernel can.
+  const rootfs = await s.prepare('rw', undefined);
+  const line = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === rootfs.path) ?? '';
+  assert.is(/[ ,](fsync=)?volatile(,|$)/.test(line), kernelHasVolatile(), line);
+  await rootfs.release();
+  await s.remove('rw');
   assert.match(s.reason!, /overlay/);
   assert.equal(await readdir(join(ctx.root, 'snapshots', 'overlay', '.tmp')), [], 'the probe cleans up');
   assert.equal(await mountsUnder(ctx.work), []);

@@ -1,3 +1,4 @@
+import { release } from 'node:os';
 /**
  * Test helpers for the snapshotter suites: describe a tree (type, mode, owner, size, content
  * hash, link target, device numbers, xattrs), replay a change list onto a copy of the parent
@@ -125,4 +126,10 @@ export async function mountsUnder(dir: string): Promise<string[]> {
     .split('\n')
     .map((l) => l.split(' ')[4] ?? '')
     .filter((m) => m === dir || m.startsWith(`${dir}/`));
+}
+
+/** Overlay's `volatile` mount option exists from Linux 5.10. */
+export function kernelHasVolatile(): boolean {
+  const [major = 0, minor = 0] = release().split('.').map(Number);
+  return major > 5 || (major === 5 && minor >= 10);
 }
