@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { lstatSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, rm, chown as fsChown } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
@@ -803,7 +804,8 @@ export class StageBuilder {
     if (candidates.length === 0 || parent === undefined) return changes;
     const dirs: typeof candidates = [];
     for (const c of candidates) {
-      const st = await lstat(posix.join(root, c.path)).catch(() => undefined);
+      // Synchronous: a RUN that rewrites 5,000 files has 5,000 candidates.
+      const st = lstatSync(posix.join(root, c.path), { throwIfNoEntry: false });
       if (st?.isDirectory()) dirs.push(c);
     }
     if (dirs.length === 0) return changes;
@@ -811,7 +813,7 @@ export class StageBuilder {
     const before = await snap.parentStats(active, dirs.map((c) => c.path));
     const drop = new Set<string>();
     for (const c of dirs) {
-      const a = await lstat(posix.join(root, c.path));
+      const a = lstatSync(posix.join(root, c.path));
       const b = before.get(c.path);
       if (b && b.isDirectory() && a.mode === b.mode && a.uid === b.uid && a.gid === b.gid && Math.floor(a.mtimeMs) === Math.floor(b.mtimeMs)) drop.add(c.path);
     }

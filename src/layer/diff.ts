@@ -1,5 +1,4 @@
-import { closeSync, constants as C, fstatSync, openSync, read, readSync, type Stats } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { closeSync, constants as C, fstatSync, lstatSync, openSync, read, readlinkSync, readSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { KilnError } from '../errors.js';
 import { OVERRIDE_STAT_XATTR, parseOverrideStat } from './override-stat.js';
@@ -84,19 +83,6 @@ function keepXattr(name: string): boolean {
   return !(name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.') || name === OVERRIDE_STAT_XATTR || name === 'security.selinux');
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
 /** Fills fixed-size chunks; hands each full one out. */
 class ChunkWriter {
   private buf = Buffer.allocUnsafe(TAR_CHUNK);
@@ -173,13 +159,14 @@ export async function* layerTar(options: LayerTarOptions): AsyncGenerator<Buffer
   const ordered = [...plan.values()].sort((a, b) => compareLayerPaths(a.path, b.path));
   const pathEntries = ordered.filter((p) => p.kind === 'path').map((p) => p.path);
   const stats = new Map<string, Stats>();
-  await mapLimit(pathEntries, 32, async (p) => {
+  // Synchronous, like the per-file reads below: a thread-pool round trip per path cost more than the lstat.
+  for (const p of pathEntries) {
     try {
-      stats.set(p, await lstat(posix.join(root, p)));
+      stats.set(p, lstatSync(posix.join(root, p)));
     } catch (err) {
       throw changeError(p, `cannot be read from "${root}": ${(err as Error).message}`);
     }
-  });
+  }
   // A path below a symlink would be read through it (possibly from outside the root): refuse.
   for (const p of pathEntries) {
     const parent = posix.dirname(p);
@@ -234,7 +221,7 @@ export async function* layerTar(options: LayerTarOptions): AsyncGenerator<Buffer
       devminor,
       xattrs: [...attrs].filter(([k]) => keepXattr(k)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     };
-    if (type === 'symlink') h.linkname = await readlink(host);
+    if (type === 'symlink') h.linkname = readlinkSync(host);
     if (type === 'file' && st.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const first = firstPathOfInode.get(key);
