@@ -33,46 +33,43 @@ function runs(home: string): number {
   }
 }
 
-test('a success is probed once and reused by later processes; another key probes again', () => {
-  const home = mkdtempSync(join(tmpdir(), 'kiln-probe-'));
-  try {
-    assert.is(probeIn(home, 'bwrap:1', 'ok'), '{"ok":true,"at":"bwrap:1"}');
-    assert.is(probeIn(home, 'bwrap:1', 'ok'), '{"ok":true,"at":"bwrap:1"}');
-    assert.is(runs(home), 1);
-    assert.is(probeIn(home, 'bwrap:2', 'ok'), '{"ok":true,"at":"bwrap:2"}', 'a changed binary identity is probed');
-    assert.is(runs(home), 2);
-    assert.is(probeIn(home, 'bwrap:2', 'ok', {}, false), '{"ok":true,"at":"bwrap:2"}');
-    assert.is(runs(home), 3, 'an entry its checker rejects is probed again');
-    probeIn(home, 'bwrap:2', 'ok', { KILN_NO_PROBE_CACHE: '1' });
-    assert.is(runs(home), 4, 'KILN_NO_PROBE_CACHE=1 always probes');
-    assert.match(readFileSync(join(home, 'kiln', 'host-probes.json'), 'utf8'), /"p":\{"key":"[0-9a-f]{64}"/);
-  } finally {
-    rmSync(home, { recursive: true, force: true });
-  }
-});
+/** Run `fn` with a fresh cache home (XDG_CACHE_HOME of the child processes), removed afterwards. */
+function withHome(fn: (home: string) => void): () => void {
+  return () => {
+    const home = mkdtempSync(join(tmpdir(), 'kiln-probe-'));
+    try {
+      fn(home);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  };
+}
 
-test('a failure is never remembered: each process probes again and sees it', () => {
-  const home = mkdtempSync(join(tmpdir(), 'kiln-probe-'));
-  try {
-    assert.is(probeIn(home, 'k', 'fail'), '{"ok":false,"at":"k"}');
-    assert.is(probeIn(home, 'k', 'fail'), '{"ok":false,"at":"k"}');
-    assert.is(runs(home), 2);
-  } finally {
-    rmSync(home, { recursive: true, force: true });
-  }
-});
+test('a success is probed once and reused by later processes; another key probes again', withHome((home) => {
+  assert.is(probeIn(home, 'bwrap:1', 'ok'), '{"ok":true,"at":"bwrap:1"}');
+  assert.is(probeIn(home, 'bwrap:1', 'ok'), '{"ok":true,"at":"bwrap:1"}');
+  assert.is(runs(home), 1);
+  assert.is(probeIn(home, 'bwrap:2', 'ok'), '{"ok":true,"at":"bwrap:2"}', 'a changed binary identity is probed');
+  assert.is(runs(home), 2);
+  assert.is(probeIn(home, 'bwrap:2', 'ok', {}, false), '{"ok":true,"at":"bwrap:2"}');
+  assert.is(runs(home), 3, 'an entry its checker rejects is probed again');
+  probeIn(home, 'bwrap:2', 'ok', { KILN_NO_PROBE_CACHE: '1' });
+  assert.is(runs(home), 4, 'KILN_NO_PROBE_CACHE=1 always probes');
+  assert.match(readFileSync(join(home, 'kiln', 'host-probes.json'), 'utf8'), /"p":\{"key":"[0-9a-f]{64}"/);
+}));
 
-test('a cache file owned by another user is ignored', () => {
+test('a failure is never remembered: each process probes again and sees it', withHome((home) => {
+  assert.is(probeIn(home, 'k', 'fail'), '{"ok":false,"at":"k"}');
+  assert.is(probeIn(home, 'k', 'fail'), '{"ok":false,"at":"k"}');
+  assert.is(runs(home), 2);
+}));
+
+test('a cache file owned by another user is ignored', withHome((home) => {
   if (process.geteuid?.() !== 0) assert.unreachable('this test chowns a file: run the suite as root (CI does)');
-  const home = mkdtempSync(join(tmpdir(), 'kiln-probe-'));
-  try {
-    probeIn(home, 'k', 'ok');
-    chownSync(join(home, 'kiln', 'host-probes.json'), 4242, 4242);
-    probeIn(home, 'k', 'ok');
-    assert.is(runs(home), 2);
-  } finally {
-    rmSync(home, { recursive: true, force: true });
-  }
-});
+  probeIn(home, 'k', 'ok');
+  chownSync(join(home, 'kiln', 'host-probes.json'), 4242, 4242);
+  probeIn(home, 'k', 'ok');
+  assert.is(runs(home), 2);
+}));
 
 test.run();
