@@ -50,11 +50,12 @@ export type DeflateRaw = (input: Uint8Array, options: { level: number; finishFlu
  * the level that suits them. A segment whose first and last 4 KiB both have
  * ≥ 7.8 bits of order-0 entropy per byte (compressed, encrypted or random
  * data) is stored (level 0): zlib would spend ~20 ms per MiB on it and emit
- * stored blocks anyway. Runs of segments of one kind are deflated as one raw stream, all but
- * the last ending in a sync flush (byte-aligned, not final), so they
- * concatenate into one deflate stream; each compressed run is primed with the
- * 32 KiB before it, as the decoder's window holds it. The bytes depend only on
- * the block and the level.
+ * stored blocks anyway. Runs of segments of one kind are deflated in raw pieces of at most
+ * 128 KiB, all but the last ending in a sync flush (byte-aligned, not final), so
+ * they concatenate into one deflate stream; each piece is primed with the 32 KiB
+ * before it, as the decoder's window holds it, so pieces compress independently
+ * (side by side when deflateRaw is async). The bytes depend only on the block
+ * and the level.
  *
  * Self-contained (its source is evaluated in the gzip workers too): zlib's
  * deflateRaw (sync or async: the same bytes at levels ≥ 1) and crc32 (Node ≥
@@ -84,7 +85,11 @@ export async function gzipMember(block: Uint8Array, level: number, deflateRaw: D
     }
     levels.push(random ? 0 : level);
   }
-  const parts: Buffer[] = [Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])];
+  // Deflated runs are cut into pieces of at most PIECE bytes, each primed with the 32 KiB before
+  // it: with an async deflateRaw they run side by side on libuv's threads (a one-block layer
+  // then uses every core), with a sync one in turn; the bytes are the same either way.
+  const PIECE = 131072;
+  const parts: Array<Buffer | Promise<Buffer>> = [Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])];
   for (let i = 0; i < levels.length; ) {
     let j = i + 1;
     while (j < levels.length && levels[j] === levels[i]) j++;
@@ -106,9 +111,13 @@ export async function gzipMember(block: Uint8Array, level: number, deflateRaw: D
         if (len === 0) break;
       }
     } else {
-      const options: Parameters<DeflateRaw>[1] = { level: runLevel, finishFlush: last ? FINISH : SYNC_FLUSH, chunkSize: end - start + 65536 };
-      if (start > 0) options.dictionary = block.subarray(Math.max(0, start - WINDOW), start);
-      parts.push(await deflateRaw(block.subarray(start, end), options));
+      for (let pos = start; pos < end || (pos === start && start === end); pos += PIECE) {
+        const stop = Math.min(pos + PIECE, end);
+        const options: Parameters<DeflateRaw>[1] = { level: runLevel, finishFlush: last && stop === end ? FINISH : SYNC_FLUSH, chunkSize: stop - pos + 65536 };
+        if (pos > 0) options.dictionary = block.subarray(Math.max(0, pos - WINDOW), pos);
+        parts.push(deflateRaw(block.subarray(pos, stop), options));
+        if (stop === end) break;
+      }
     }
     i = j;
   }
@@ -126,7 +135,7 @@ export async function gzipMember(block: Uint8Array, level: number, deflateRaw: D
   trailer.writeUInt32LE(crc, 0);
   trailer.writeUInt32LE(block.length >>> 0, 4);
   parts.push(trailer);
-  return Buffer.concat(parts);
+  return Buffer.concat(await Promise.all(parts));
 }
 
 // Plain JS evaluated as the worker, valid as CommonJS and as an ES module (a
