@@ -941,7 +941,7 @@ export class StageBuilder {
     let committed = false;
     try {
       await work(rootfs.path, (stream, chunk) => sh.emit({ type: 'step-log', id, stream, data: chunk.toString(), time: Date.now() }));
-      const { root, changes: raw } = await snap.changes(active);
+      const { root, changes: raw, xattrs } = await snap.changes(active);
       const changes = await this.pruneUnchangedDirs(snap, active, parent, root, raw);
       const now = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000).toISOString() : new Date().toISOString();
       if (changes.length === 0) {
@@ -955,6 +955,7 @@ export class StageBuilder {
           level: sh.opts.compression?.level,
           oci: sh.opts.ociMediaTypes !== false,
           sourceDateEpoch: process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined,
+          ...(xattrs ? { xattrs } : {}),
         });
         const ref = { descriptor: layer.descriptor, diffId: layer.diffId };
         pushLayer(this.state, ref);

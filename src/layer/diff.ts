@@ -17,6 +17,8 @@ export interface LayerTarOptions {
   sourceDateEpoch?: number;
   useOverrideStat?: boolean;
   onWarning?: (message: string) => void;
+  /** Every xattr under `root`, already read (see WriteLayerOptions.xattrs). */
+  xattrs?: Map<string, Map<string, Buffer>>;
 }
 
 type Planned = { kind: 'path'; path: string } | { kind: 'whiteout'; path: string } | { kind: 'opaque'; path: string };
@@ -172,7 +174,7 @@ export async function* layerTar(options: LayerTarOptions): AsyncGenerator<Buffer
     const parent = posix.dirname(p);
     if (parent !== '.' && !stats.get(parent)!.isDirectory()) throw changeError(p, `lies below "${parent}", which is not a directory`);
   }
-  const xattrs = await getXattrs(pathEntries.map((p) => posix.join(root, p)));
+  const xattrs = options.xattrs ?? (await getXattrs(pathEntries.map((p) => posix.join(root, p))));
   const epoch = options.sourceDateEpoch;
   const clamp = (t: number): number => (epoch !== undefined && t > epoch ? epoch : t);
   const markerTime = epoch ?? 0;

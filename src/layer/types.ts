@@ -33,6 +33,8 @@ export interface WriteLayerOptions {
   onWarning?: (message: string) => void;
   /** Compression threads (default: every core). The output does not depend on it. */
   threads?: number;
+  /** Every xattr under `root`, already read (absolute path → name → value; absent = none): no getfattr is run. */
+  xattrs?: Map<string, Map<string, Buffer>>;
 }
 
 export interface LayerResult {

@@ -22,6 +22,7 @@ export async function writeLayer(store: ContentStore, options: WriteLayerOptions
     ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
     ...(options.useOverrideStat ? { useOverrideStat: true } : {}),
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    ...(options.xattrs ? { xattrs: options.xattrs } : {}),
   });
   async function* hashed(): AsyncGenerator<Buffer> {
     for await (const chunk of tar) {

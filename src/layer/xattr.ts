@@ -98,6 +98,20 @@ export async function getXattrs(paths: string[]): Promise<Map<string, Map<string
   return result;
 }
 
+/**
+ * Every xattr of every path under `root` (itself included), from one recursive
+ * `getfattr` that follows no symlink. Paths without xattrs are absent. Unlike
+ * getXattrs, a getfattr failure throws: callers derive overlay's opaque marks
+ * from it, and a mark missed would hide nothing that should be hidden.
+ */
+export async function getXattrsUnder(root: string): Promise<Map<string, Map<string, Buffer>>> {
+  const r = await run('getfattr', ['-R', '-h', '--physical', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', root], undefined);
+  if (r.code !== 0) throw new HostError(`Cannot read the extended attributes under "${root}": getfattr exited with ${r.code}: ${r.stderr.trim()}`);
+  const result = new Map<string, Map<string, Buffer>>();
+  parseDump(r.stdout.toString('utf8'), result);
+  return result;
+}
+
 function parseDump(text: string, into: Map<string, Map<string, Buffer>>): void {
   let current: Map<string, Buffer> | undefined;
   for (const line of text.split('\n')) {

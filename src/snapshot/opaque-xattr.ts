@@ -1,3 +1,4 @@
+import { getXattrsUnder } from '../layer/xattr.js';
 import { runTool } from './run-tool.js';
 
 /** The xattr overlay (mounted with `userxattr`) reads and writes to mark an opaque directory. */
@@ -83,16 +84,18 @@ export async function opaqueDirs(dirs: string[]): Promise<Set<string>> {
   return found;
 }
 
-/**
- * Every overlay-opaque directory under `root` (absolute paths), found by one `getfattr -R`
- * walk in C; meant to run alongside a walk of the same tree.
- */
-export async function opaqueDirsUnder(root: string): Promise<Set<string>> {
+/** The paths an xattr dump marks overlay-opaque: user.overlay.opaque or trusted.overlay.opaque = "y". */
+export function opaqueIn(xattrs: Map<string, Map<string, Buffer>>): Set<string> {
   const found = new Set<string>();
-  for (const [path, attrs] of await dump(['-R'], [root], '^(user|trusted)\\.overlay\\.opaque$')) {
-    if (attrs.get(OPAQUE_XATTR) === 'y' || attrs.get(TRUSTED_OPAQUE_XATTR) === 'y') found.add(path);
+  for (const [path, attrs] of xattrs) {
+    if (attrs.get(OPAQUE_XATTR)?.toString() === 'y' || attrs.get(TRUSTED_OPAQUE_XATTR)?.toString() === 'y') found.add(path);
   }
   return found;
+}
+
+/** Every overlay-opaque directory under `root` (absolute paths), from one `getfattr -R` dump of all its xattrs. */
+export async function opaqueDirsUnder(root: string): Promise<Set<string>> {
+  return opaqueIn(await getXattrsUnder(root));
 }
 
 /**

@@ -2,7 +2,8 @@ import type { Dirent } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Change } from '../layer/types.js';
-import { opaqueDirsUnder } from './opaque-xattr.js';
+import { getXattrsUnder } from '../layer/xattr.js';
+import { opaqueIn } from './opaque-xattr.js';
 
 interface UpperEntry {
   rel: string;
@@ -59,12 +60,14 @@ const byPath = (a: Change, b: Change) => (a.path < b.path ? -1 : a.path > b.path
 /**
  * The changes an overlay upper dir records against its lower dirs (absolute, topmost first).
  * Reads only the upper dir (plus one lstat per lower for paths that are not below a new or
- * opaque directory) and one getfattr for the opaque marks of its directories: the cost grows
- * with what changed, not with the size of the lower layers.
+ * opaque directory) and one getfattr for its xattrs (opaque marks included, returned for the
+ * layer writer): the cost grows with what changed, not with the size of the lower layers.
  */
-export async function overlayChanges(upper: string, lowers: string[]): Promise<Change[]> {
-  // The xattr walk runs in a getfattr process while this process walks the same tree.
-  const [entries, opaque] = await Promise.all([walkUpper(upper), opaqueDirsUnder(upper)]);
+export async function overlayChanges(upper: string, lowers: string[]): Promise<{ changes: Change[]; xattrs: Map<string, Map<string, Buffer>> }> {
+  // One getfattr process dumps every xattr under the upper dir while this process walks the
+  // same tree: the opaque marks come from it, and the layer writer reuses the rest.
+  const [entries, xattrs] = await Promise.all([walkUpper(upper), getXattrsUnder(upper)]);
+  const opaque = opaqueIn(xattrs);
   const dirs = entries.filter((e) => e.type === 'dir');
   /** Directories whose whole content is new: created in the step, or opaque. */
   const fresh = new Set<string>();
@@ -98,5 +101,5 @@ export async function overlayChanges(upper: string, lowers: string[]): Promise<C
     if (e.type === 'dir' && opaque.has(join(upper, e.rel))) change.opaque = true;
     changes.push(change);
   }
-  return changes.sort(byPath);
+  return { changes: changes.sort(byPath), xattrs };
 }

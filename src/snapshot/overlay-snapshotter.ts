@@ -84,15 +84,15 @@ export class OverlaySnapshotter implements Snapshotter {
     this.mounted.delete(key);
   }
 
-  async changes(key: string): Promise<{ root: string; changes: Change[] }> {
+  async changes(key: string): Promise<{ root: string; changes: Change[]; xattrs: Map<string, Map<string, Buffer>> }> {
     const meta = await this.store.requireActive(key);
     const lowers = meta.parent === null ? [] : await this.lowersFor(await this.store.chain(meta.parent));
     const upper = join(this.store.activeDir(key), 'upper');
-    const changes = await overlayChanges(
+    const { changes, xattrs } = await overlayChanges(
       upper,
       lowers.map((l) => join(this.store.dir, l)),
     );
-    return { root: upper, changes };
+    return { root: upper, changes, xattrs };
   }
 
   async parentStats(key: string, paths: string[]): Promise<Map<string, Stats | undefined>> {

@@ -61,9 +61,11 @@ export interface Snapshotter {
    * deleted path only; an `opaque` directory hides everything below it in the parent (its new
    * children are listed as 'add'). 'add' vs 'modify' tells whether the path existed in the parent.
    * `root` may hold overlay-private xattrs (user.overlay.*, trusted.overlay.*): a layer writer must
-   * not copy those into tar headers. Valid until commit/remove of `key`.
+   * not copy those into tar headers. `xattrs`, when the snapshotter read them anyway: every
+   * xattr of every path under `root` (absolute path → name → value; absent = none), for the
+   * layer writer. Valid until commit/remove of `key`.
    */
-  changes(key: string): Promise<{ root: string; changes: Change[] }>;
+  changes(key: string): Promise<{ root: string; changes: Change[]; xattrs?: Map<string, Map<string, Buffer>> }>;
   /**
    * lstat of each path (relative to the root) as the parent of active `key` has it, read without
    * mounting anything: undefined when absent there, or when kiln cannot be sure (see

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lstatSync } from 'node:fs';
+import { openContentStore } from '../../src/content/index.js';
+import { writeLayer } from '../../src/layer/index.js';
 import type { Change } from '../../src/layer/types.js';
 import { createSnapshotter, type FillInfo, type Rootfs, type Snapshotter, type SnapshotterKind } from '../../src/snapshot/index.js';
 import { describeTree, mountsUnder, replay, sh, unexpectedChanges } from '../unit/snapshot/fs-helpers.js';
@@ -255,6 +257,19 @@ function snapshotSuite(kind: SnapshotterKind) {
     });
     assertHas(changes, { kind: 'modify', path: 'etc/passwd' }, { kind: 'modify', path: 'xattr-file' });
     assert.match(await sh(['getfattr', '--only-values', '-n', 'user.kiln.test', join(root, 'xattr-file')]), /^two$/);
+    // The overlay snapshotter hands the writer the xattrs it read for the opaque marks: the layer
+    // must be the one the writer makes when it reads them itself.
+    const { xattrs } = await ctx.s.changes(`step-${ctx.steps}`);
+    assert.is(xattrs !== undefined, kind === 'overlay');
+    if (xattrs) {
+      assert.is(xattrs.get(join(root, 'xattr-file'))?.get('user.kiln.test')?.toString(), 'two');
+      const store = openContentStore(join(ctx.work, 'store'));
+      const opts = { root, changes, compression: 'gzip' as const, sourceDateEpoch: 0 };
+      const own = await writeLayer(store, opts);
+      const given = await writeLayer(store, { ...opts, xattrs });
+      assert.is(given.diffId, own.diffId);
+      assert.is(given.descriptor.digest, own.descriptor.digest);
+    }
   });
 
   t('FROM scratch: prepare without parent, everything is an add', async (ctx) => {
