@@ -12,6 +12,8 @@ import type { CompressionSpec } from './types.js';
 export const GZIP_BLOCK = 1024 * 1024;
 export const DEFAULT_LEVEL: Record<Compression, number | undefined> = { gzip: 6, zstd: 3, none: undefined };
 const deflateRawAsync = promisify(zlib.deflateRaw) as DeflateRaw;
+/** Piece size of a stream's only block, compressed in-process (see gzipMember). */
+export const IN_PROCESS_PIECE = 131072;
 // zlib.crc32 is Node ≥ 20.15; gzipMember has a fallback.
 const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 const LEVELS: Record<'gzip' | 'zstd', [number, number]> = { gzip: [0, 9], zstd: [1, 22] };
@@ -50,18 +52,19 @@ export type DeflateRaw = (input: Uint8Array, options: { level: number; finishFlu
  * the level that suits them. A segment whose first and last 4 KiB both have
  * ≥ 7.8 bits of order-0 entropy per byte (compressed, encrypted or random
  * data) is stored (level 0): zlib would spend ~20 ms per MiB on it and emit
- * stored blocks anyway. Runs of segments of one kind are deflated in raw pieces of at most
- * 128 KiB, all but the last ending in a sync flush (byte-aligned, not final), so
- * they concatenate into one deflate stream; each piece is primed with the 32 KiB
- * before it, as the decoder's window holds it, so pieces compress independently
- * (side by side when deflateRaw is async). The bytes depend only on the block
- * and the level.
+ * stored blocks anyway. Runs of segments of one kind are deflated in raw pieces (of
+ * at most `piece` bytes), all but the last ending in a sync flush (byte-aligned,
+ * not final), so they concatenate into one deflate stream; each piece is primed
+ * with the 32 KiB before it, as the decoder's window holds it, so pieces compress
+ * independently. The bytes depend only on the block, the level and `piece`:
+ * parallelGzip gives a stream's only block 128 KiB pieces, and every block of a
+ * longer stream whole runs, so each stream's output is fixed.
  *
  * Self-contained (its source is evaluated in the gzip workers too): zlib's
  * deflateRaw (sync or async: the same bytes at levels ≥ 1) and crc32 (Node ≥
  * 20.15; a table otherwise) come in; stored runs are written here.
  */
-export async function gzipMember(block: Uint8Array, level: number, deflateRaw: DeflateRaw, crc32?: (data: Uint8Array) => number): Promise<Buffer> {
+export async function gzipMember(block: Uint8Array, level: number, deflateRaw: DeflateRaw, crc32?: (data: Uint8Array) => number, piece = Infinity): Promise<Buffer> {
   const SEGMENT = 16384;
   const SAMPLE = 4096;
   const WINDOW = 32768;
@@ -85,10 +88,11 @@ export async function gzipMember(block: Uint8Array, level: number, deflateRaw: D
     }
     levels.push(random ? 0 : level);
   }
-  // Deflated runs are cut into pieces of at most PIECE bytes, each primed with the 32 KiB before
-  // it: with an async deflateRaw they run side by side on libuv's threads (a one-block layer
-  // then uses every core), with a sync one in turn; the bytes are the same either way.
-  const PIECE = 131072;
+  // Deflated runs are cut into pieces of at most `piece` bytes, each primed with the 32 KiB
+  // before it: with an async deflateRaw they run side by side on libuv's threads (a one-block
+  // layer then uses every core). Each piece costs a zlib set-up and a dictionary (+7 % on text,
+  // +50 % on very repetitive data), so the workers, already one per core, use whole runs.
+  const PIECE = piece;
   const parts: Array<Buffer | Promise<Buffer>> = [Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])];
   for (let i = 0; i < levels.length; ) {
     let j = i + 1;
@@ -304,7 +308,7 @@ export async function* parallelGzip(src: AsyncIterable<Buffer>, level = 6, threa
   const first = await it.next();
   const second = first.done ? first : await it.next();
   if (second.done) {
-    yield await gzipMember(first.done ? Buffer.alloc(0) : first.value, level, deflateRawAsync, zlibCrc32);
+    yield await gzipMember(first.done ? Buffer.alloc(0) : first.value, level, deflateRawAsync, zlibCrc32, IN_PROCESS_PIECE);
     return;
   }
   const pool = sharedPool(Math.max(1, threads));

@@ -5,7 +5,7 @@ import { crc32, deflateRaw, deflateRawSync, gunzipSync, gzipSync } from 'node:zl
 import { decompress as zstdDecompress } from 'zstd-napi';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GZIP_BLOCK, gzipMember, parallelGzip, startGzipWorkers, zstdCompress, type DeflateRaw } from '../../../src/layer/compress.js';
+import { GZIP_BLOCK, gzipMember, IN_PROCESS_PIECE, parallelGzip, startGzipWorkers, zstdCompress, type DeflateRaw } from '../../../src/layer/compress.js';
 import { detectCompression } from '../../../src/layer/decompress.js';
 
 const test = suite('layer: compress');
@@ -47,11 +47,13 @@ test('parallel gzip of nothing is a valid empty gzip stream', async () => {
   assert.is(gunzipSync(out).length, 0);
 });
 
-test('a stream of one block is compressed in-process into the same member the workers make', async () => {
+test('a stream of one block is one member in 128 KiB pieces; a longer stream, members of whole runs', async () => {
   const block = Buffer.concat([randomBytes(1000), Buffer.alloc(GZIP_BLOCK - 1000, 'q')]);
   const alone = await collect(parallelGzip(from([Buffer.from(block)]), 6, 2));
   const pooled = await collect(parallelGzip(from([Buffer.from(block), Buffer.from('tail')]), 6, 2));
-  assert.ok(pooled.subarray(0, alone.length).equals(alone), 'the one-block stream is the first member of the pooled one');
+  assert.ok(alone.equals(await gzipMember(block, 6, deflateRawSync, crc32, IN_PROCESS_PIECE)));
+  const first = await gzipMember(block, 6, deflateRawSync, crc32);
+  assert.ok(pooled.subarray(0, first.length).equals(first), 'the first member of the pooled stream');
   assert.ok(gunzipSync(alone).equals(block));
   assert.ok(gunzipSync(pooled).equals(Buffer.concat([block, Buffer.from('tail')])));
 });
@@ -69,6 +71,9 @@ test('gzipMember: random segments stored, text deflated, one valid member that g
   const viaAsync = await gzipMember(block, 6, promisify(deflateRaw) as DeflateRaw, crc32);
   const tableCrc = await gzipMember(block, 6, deflateRawSync);
   assert.ok(viaSync.equals(viaAsync) && viaSync.equals(tableCrc));
+  const piecesSync = await gzipMember(block, 6, deflateRawSync, crc32, IN_PROCESS_PIECE);
+  assert.ok(piecesSync.equals(await gzipMember(block, 6, promisify(deflateRaw) as DeflateRaw, crc32, IN_PROCESS_PIECE)), 'in pieces: the same bytes sync or async');
+  assert.ok(gunzipSync(piecesSync).equals(block));
   assert.ok(gunzipSync(viaSync).equals(block));
   const cli = spawnSync('gzip', ['-dc'], { input: viaSync, maxBuffer: 4 * GZIP_BLOCK });
   assert.is(cli.status, 0, String(cli.stderr));
@@ -96,7 +101,7 @@ test('random input comes out stored: as small as zlib makes it, the same bytes o
   assert.ok(pooled.subarray(0, one.length).equals(one));
 });
 
-test('the workers and the in-process path (used while the workers start) write the same members', async () => {
+test('the workers write gzipMember\'s members of whole runs, block by block', async () => {
   const data = Buffer.concat([mixedBlock(100 * 1024, GZIP_BLOCK * 2), randomBytes(GZIP_BLOCK), Buffer.alloc(5000, 'z')]);
   await startGzipWorkers(2);
   const viaWorkers = await collect(parallelGzip(from(chunks(data, [GZIP_BLOCK])), 6, 2));
