@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants as C, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readlinkSync, type Stats, symlinkSync, writeSync } from 'node:fs';
-import { lstat, lutimes, lchown, mkdir, open, readdir, realpath, rm, unlink, writeFile, chmod } from 'node:fs/promises';
+import { lstat, lutimes, mkdir, open, readdir, realpath, rm, unlink, writeFile, chmod } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { KilnError } from '../errors.js';
@@ -200,10 +200,11 @@ class Applier {
     return [[OVERRIDE_STAT_XATTR, formatOverrideStat({ uid: h.uid, gid: h.gid, mode: h.mode, type, devmajor: h.devmajor, devminor: h.devminor })]];
   }
 
-  private async chownPath(host: string, h: TarHeader): Promise<void> {
+  /** chown a path without following it, synchronously (symlinks and special files). */
+  private chownPath(host: string, h: TarHeader): void {
     if (this.options.useOverrideStat) return;
     try {
-      await lchown(host, h.uid, h.gid);
+      lchownSync(host, h.uid, h.gid);
     } catch (err) {
       throw chownFailure(err, h);
     }
@@ -257,13 +258,7 @@ class Applier {
         if (existing) await this.removeExisting(host, existing);
         symlinkSync(h.linkname, host);
         this.dirCache.clear();
-        if (!this.options.useOverrideStat) {
-          try {
-            lchownSync(host, h.uid, h.gid);
-          } catch (err) {
-            throw chownFailure(err, h);
-          }
-        }
+        this.chownPath(host, h);
         lutimesSync(host, h.mtime, h.mtime);
         this.queueXattrs(rel, host, lstatSync(host), h, []);
         return;
@@ -359,7 +354,7 @@ class Applier {
     }
     const st = await lstat(host);
     if (st.isSymbolicLink()) throw unsafeEntry(h.name, 'node replaced during extraction');
-    await this.chownPath(host, h);
+    this.chownPath(host, h);
     await chmod(host, h.mode & 0o7777);
     await lutimes(host, h.mtime, h.mtime);
     this.queueXattrs(rel, host, st, h, this.ownershipXattr(h, h.type));

@@ -92,7 +92,6 @@ export async function gzipMember(block: Uint8Array, level: number, deflateRaw: D
   // before it: with an async deflateRaw they run side by side on libuv's threads (a one-block
   // layer then uses every core). Each piece costs a zlib set-up and a dictionary (+7 % on text,
   // +50 % on very repetitive data), so the workers, already one per core, use whole runs.
-  const PIECE = piece;
   const parts: Array<Buffer | Promise<Buffer>> = [Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])];
   for (let i = 0; i < levels.length; ) {
     let j = i + 1;
@@ -115,8 +114,8 @@ export async function gzipMember(block: Uint8Array, level: number, deflateRaw: D
         if (len === 0) break;
       }
     } else {
-      for (let pos = start; pos < end || (pos === start && start === end); pos += PIECE) {
-        const stop = Math.min(pos + PIECE, end);
+      for (let pos = start; pos < end || (pos === start && start === end); pos += piece) {
+        const stop = Math.min(pos + piece, end);
         const options: Parameters<DeflateRaw>[1] = { level: runLevel, finishFlush: last && stop === end ? FINISH : SYNC_FLUSH, chunkSize: stop - pos + 65536 };
         if (pos > 0) options.dictionary = block.subarray(Math.max(0, pos - WINDOW), pos);
         parts.push(deflateRaw(block.subarray(pos, stop), options));
@@ -184,7 +183,6 @@ class GzipPool {
   /** Resolves when every worker has started. */
   readonly whenReady = new Promise<void>((resolve) => (this.onReady = resolve));
   failed: Error | undefined;
-
 
   constructor(size: number) {
     for (let i = 0; i < size; i++) {
@@ -299,9 +297,9 @@ async function* blocks(src: AsyncIterable<Buffer>, size: number): AsyncGenerator
  * a pure function of input and level. At most 4×threads blocks are in flight (deep enough that workers keep busy while this thread is descheduled),
  * so a slow consumer stops the reading (backpressure).
  *
- * A stream of at most one block (most RUN and COPY layers) is compressed on
- * libuv's thread pool instead: the same member, without waking the workers.
- * Each member is gzipMember's: random-looking segments are stored.
+ * A stream of at most one block (most RUN and COPY layers) is compressed
+ * in-process instead, its pieces side by side on libuv's thread pool, without
+ * waking the workers. Every member is gzipMember's (random-looking segments stored).
  */
 export async function* parallelGzip(src: AsyncIterable<Buffer>, level = 6, threads = availableParallelism()): AsyncGenerator<Buffer> {
   const it = blocks(src, GZIP_BLOCK)[Symbol.asyncIterator]();

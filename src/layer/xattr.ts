@@ -102,7 +102,7 @@ export async function getXattrs(paths: string[]): Promise<Map<string, Map<string
  * Every xattr of every path under `root` (itself included), from one recursive
  * `getfattr` that follows no symlink. Paths without xattrs are absent. Unlike
  * getXattrs, a getfattr failure throws: callers derive overlay's opaque marks
- * from it, and a mark missed would hide nothing that should be hidden.
+ * from it, and a missed mark would let lower content show through a layer.
  */
 export async function getXattrsUnder(root: string): Promise<Map<string, Map<string, Buffer>>> {
   const r = await run('getfattr', ['-R', '-h', '--physical', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', root], undefined);

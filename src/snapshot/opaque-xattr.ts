@@ -1,4 +1,3 @@
-import { getXattrsUnder } from '../layer/xattr.js';
 import { runTool } from './run-tool.js';
 
 /** The xattr overlay (mounted with `userxattr`) reads and writes to mark an opaque directory. */
@@ -91,11 +90,6 @@ export function opaqueIn(xattrs: Map<string, Map<string, Buffer>>): Set<string> 
     if (attrs.get(OPAQUE_XATTR)?.toString() === 'y' || attrs.get(TRUSTED_OPAQUE_XATTR)?.toString() === 'y') found.add(path);
   }
   return found;
-}
-
-/** Every overlay-opaque directory under `root` (absolute paths), from one `getfattr -R` dump of all its xattrs. */
-export async function opaqueDirsUnder(root: string): Promise<Set<string>> {
-  return opaqueIn(await getXattrsUnder(root));
 }
 
 /**

@@ -16,8 +16,8 @@ export interface OverlaySupport {
 
 const cache = new Map<string, Promise<OverlaySupport>>();
 
+/** `parent` exists (overlaySupport makes it). */
 async function probe(parent: string): Promise<OverlaySupport> {
-  await mkdir(parent, { recursive: true });
   const dir = await mkdtemp(join(parent, `${process.pid}-probe-`));
   const merged = join(dir, 'm');
   let mounted = false;

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { normaliseOpaqueMarks, opaqueDirs, opaqueDirsUnder, parseGetfattr } from '../../../src/snapshot/opaque-xattr.js';
+import { getXattrsUnder } from '../../../src/layer/xattr.js';
+import { normaliseOpaqueMarks, opaqueDirs, opaqueIn, parseGetfattr } from '../../../src/snapshot/opaque-xattr.js';
 import { sh } from './fs-helpers.js';
 
 test('parseGetfattr reads blocks and undoes octal escapes in names', () => {
@@ -18,7 +19,7 @@ test('parseGetfattr decodes UTF-8 names given as octal bytes', () => {
   assert.equal([...m.keys()], ['/t/été']);
 });
 
-test('opaqueDirs and opaqueDirsUnder find user and trusted marks, including odd names', async () => {
+test('opaqueDirs, and opaqueIn of a getXattrsUnder dump (what overlay changes use), find user and trusted marks, including odd names', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'kiln-opq-'));
   try {
     const names = ['plain', 'with space', 'new\nline', 'not-opaque', 'wrong-value'];
@@ -29,7 +30,7 @@ test('opaqueDirs and opaqueDirsUnder find user and trusted marks, including odd 
     await sh(['setfattr', '-n', 'user.overlay.opaque', '-v', 'x', join(dir, 'wrong-value')]);
     const want = [join(dir, 'new\nline'), join(dir, 'plain'), join(dir, 'with space')];
     assert.equal([...(await opaqueDirs(names.map((n) => join(dir, n))))].sort(), want);
-    assert.equal([...(await opaqueDirsUnder(dir))].sort(), want);
+    assert.equal([...opaqueIn(await getXattrsUnder(dir))].sort(), want);
     assert.equal(await opaqueDirs([]), new Set());
   } finally {
     await rm(dir, { recursive: true, force: true });
