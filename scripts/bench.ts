@@ -258,6 +258,7 @@ async function main(): Promise<number> {
       runs: opts.runs ?? (opts.quick ? 1 : 3),
       registry: registry.host,
       registriesConf,
+      warmPaths: [registry.storageDir, join(work, 'ctx'), join(repoRoot, 'dist'), join(repoRoot, 'node_modules'), join(repoRoot, 'runtime')],
       work,
       repoRoot,
       kilnBin,

@@ -13,6 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { measure, mustRun, type CommandSpec } from './measure.js';
+import { settle } from './settle.js';
 import type { BenchEnv, Tool } from './types.js';
 
 export type BuildMode = 'cold' | 'warm' | 'change';
@@ -42,15 +43,6 @@ async function fresh(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
 }
 
-/**
- * Flush what a reset wrote and deleted before the timed run starts: on a disk mounted with
- * `discard` (this VM), deleting a store's tree and the writeback it leaves otherwise land in
- * the next builder's timed run (seed: 10 s or 22 s for the same build).
- */
-function settle(_: void): void {
-  execFileSync('sync', { stdio: 'ignore' });
-}
-
 /** Shared per-tool lifecycle for the three modes; `reset` wipes state, `spec` is the build. */
 function lifecycle(
   env: BenchEnv,
@@ -65,7 +57,10 @@ function lifecycle(
     name,
     kind,
     async before() {
-      if (b.mode === 'cold') return settle(await reset());
+      if (b.mode === 'cold') {
+        await reset();
+        return settle(env.warmPaths);
+      }
       if (!primed) {
         await reset();
         const r = await measure(spec());

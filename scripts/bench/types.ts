@@ -34,6 +34,8 @@ export interface BenchEnv {
   registry: string;
   /** registries.conf marking the local registry insecure (CONTAINERS_REGISTRIES_CONF). */
   registriesConf: string;
+  /** What every builder reads (registry storage, contexts, kiln's code): read back after a cold reset drops the page cache. */
+  warmPaths: string[];
   /** Scratch space for this bench run (deleted at the end). */
   work: string;
   repoRoot: string;
