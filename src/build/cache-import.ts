@@ -145,7 +145,7 @@ export class CacheImport {
     await this.fetch(desc.digest);
     const o: { mediaType: string; onWarning?: (m: string) => void } = { mediaType: desc.mediaType };
     if (this.opts.onWarning) o.onWarning = this.opts.onWarning;
-    await applyLayer(await this.opts.store.open(desc.digest), dir, o);
+    await applyLayer({ store: this.opts.store, digest: desc.digest, size: desc.size }, dir, o);
     return true;
   }
 

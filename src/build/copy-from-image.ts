@@ -238,7 +238,7 @@ export class PartialImage {
     try {
       for (let i = lowest; i < this.layers.length; i++) {
         const d = this.layers[i]!.descriptor;
-        await applyLayer(await store.open(d.digest), dir, { mediaType: d.mediaType, whiteoutMode: 'delete' });
+        await applyLayer({ store, digest: d.digest, size: d.size }, dir, { mediaType: d.mediaType, whiteoutMode: 'delete' });
       }
     } catch {
       await release();

@@ -861,10 +861,9 @@ export class StageBuilder {
       await this.shared.memo(`snapshot ${id}`, async () => {
         if (await snap.exists(id)) return;
         await snap.createCommitted(id, p, async (dir, mode, info) => {
-          const stream = await rt.store.open(layer.descriptor.digest);
           // The snapshotter names the opaque xattr its mounts honour (user.overlay.opaque
           // with userxattr): trusted.* cannot be set rootless.
-          await rt.applyLayer(stream, dir, {
+          await rt.applyLayer({ store: rt.store, digest: layer.descriptor.digest, size: layer.descriptor.size }, dir, {
             mediaType: layer.descriptor.mediaType,
             whiteoutMode: mode === 'overlay' ? 'overlay' : 'delete',
             overlayOpaqueXattr: info.opaqueXattr,

@@ -126,7 +126,6 @@ export async function exportImage(req: ExportRequest): Promise<ExportResult> {
 export async function unpackImage(store: ContentStore, image: ExportImage, dest: string): Promise<void> {
   await mkdir(dest, { recursive: true });
   for (const l of image.layers) {
-    const src = await store.open(l.digest);
-    await applyLayer(src, dest, { mediaType: l.mediaType, whiteoutMode: 'delete' });
+    await applyLayer({ store, digest: l.digest, size: l.size }, dest, { mediaType: l.mediaType, whiteoutMode: 'delete' });
   }
 }

@@ -79,9 +79,20 @@ export interface ApplyStats {
  * code LAYER_UNSAFE_ENTRY, malformed archives with LAYER_INVALID_TAR (the
  * target is then partially written: discard it). Device nodes it may not
  * create are skipped with a warning naming them.
- * The caller owns `src`; it is consumed (or destroyed on error).
+ * The caller owns a Readable `src`; it is consumed (or destroyed on error). A StoredLayer is
+ * read from its store and checked against its digest, like the store's `open()`.
  */
-export type ApplyLayer = (src: import('node:stream').Readable, target: string, options?: ApplyOptions) => Promise<ApplyStats>;
+export type ApplyLayer = (src: import('node:stream').Readable | StoredLayer, target: string, options?: ApplyOptions) => Promise<ApplyStats>;
+
+/**
+ * A layer blob in a content store, by digest. applyLayer reads it itself: a big gzip blob is
+ * read, verified and inflated on a worker thread (see inflate-off-thread.ts).
+ */
+export interface StoredLayer {
+  store: Pick<import('../content/types.js').ContentStore, 'open' | 'blobPath'>;
+  digest: Digest;
+  size: number;
+}
 
 /**
  * writeLayer: one streamed pass tar → sha256 (diffId) → compressor → sha256
