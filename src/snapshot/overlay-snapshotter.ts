@@ -57,7 +57,8 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   async prepare(key: string, parent: string | undefined): Promise<Rootfs> {
-    const lowers = parent === undefined ? ['.empty'] : await this.lowersFor(await this.store.chain(parent));
+    if (parent === undefined) return this.prepareEmpty(key);
+    const lowers = await this.lowersFor(await this.store.chain(parent));
     const dir = await this.store.createActive(
       key,
       parent,
@@ -75,6 +76,20 @@ export class OverlaySnapshotter implements Snapshotter {
     }
     this.mounted.set(key, merged);
     return { path: merged, release: () => this.release(key) };
+  }
+
+  /**
+   * A snapshot with no parent (FROM scratch) is its upper dir, unmounted: with nothing below,
+   * the mount would show exactly that dir, and a mount and an umount cost ~12 ms of a step.
+   */
+  private async prepareEmpty(key: string): Promise<Rootfs> {
+    const dir = await this.store.createActive(
+      key,
+      undefined,
+      (d) => dropActiveDir(key, d),
+      (d) => mkdir(join(d, 'upper')).then(() => chmod(join(d, 'upper'), 0o755)),
+    );
+    return { path: join(dir, 'upper'), release: async () => undefined };
   }
 
   private async release(key: string): Promise<void> {

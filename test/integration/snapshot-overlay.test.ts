@@ -26,13 +26,33 @@ t('auto picks overlay on this host (root) and says why', async (ctx) => {
   const s = await createSnapshotter({ root: ctx.root });
   assert.is(s.kind, 'overlay');
   // Writable mounts skip the sync of the whole upper filesystem at umount where the kernel can.
-  const rootfs = await s.prepare('rw', undefined);
+  await s.createCommitted('probe-base', undefined, async () => undefined);
+  const rootfs = await s.prepare('rw', 'probe-base');
   const line = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === rootfs.path) ?? '';
   assert.is(/[ ,](fsync=)?volatile(,|$)/.test(line), kernelHasVolatile(), line);
   await rootfs.release();
   await s.remove('rw');
+  await s.remove('probe-base');
   assert.match(s.reason!, /overlay/);
   assert.equal(await readdir(join(ctx.root, 'snapshots', 'overlay', '.tmp')), [], 'the probe cleans up');
+  assert.equal(await mountsUnder(ctx.work), []);
+});
+
+t('a snapshot with no parent (FROM scratch) is a plain directory, not a mount, and commits like the others', async (ctx) => {
+  const s = await createSnapshotter({ root: ctx.root, kind: 'overlay' });
+  const r = await s.prepare('scratch', undefined);
+  assert.equal(await mountsUnder(ctx.work), [], 'nothing is mounted for an empty parent');
+  await mkdir(join(r.path, 'app'));
+  await writeFile(join(r.path, 'app', 'hello'), 'hi');
+  const { changes } = await s.changes('scratch');
+  assert.equal(changes.map((c) => `${c.kind} ${c.path}`).sort(), ['add app', 'add app/hello']);
+  await r.release();
+  await s.commit('scratch', 'scratch-1');
+  const next = await s.prepare('next', 'scratch-1');
+  assert.is(await readFile(join(next.path, 'app', 'hello'), 'utf8'), 'hi');
+  await next.release();
+  await s.remove('next');
+  await s.remove('scratch-1');
   assert.equal(await mountsUnder(ctx.work), []);
 });
 

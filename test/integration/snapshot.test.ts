@@ -360,12 +360,15 @@ function snapshotSuite(kind: SnapshotterKind) {
 
   t('release and remove leave no mounts and no temp dirs', async (ctx) => {
     const a = await ctx.s.prepare('a', 'base');
-    const b = await ctx.s.prepare('b', undefined);
+    const b = await ctx.s.prepare('b', 'base');
+    const c = await ctx.s.prepare('c', undefined); // no parent: a plain dir, never mounted
     await writeFile(join(a.path, 'x'), 'x');
     if (kind === 'overlay') assert.equal((await mountsUnder(ctx.root)).length, 2);
     await a.release();
     await a.release();
     assert.equal(await mountsUnder(ctx.root), [b.path].filter(() => kind === 'overlay'));
+    await c.release();
+    await ctx.s.remove('c');
     assertHas((await ctx.s.changes('a')).changes, { kind: 'add', path: 'x' });
     await ctx.s.remove('a');
     await ctx.s.remove('b');
