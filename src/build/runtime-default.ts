@@ -14,6 +14,7 @@ import { resolveUser } from '../sandbox/user.js';
 import type { Snapshotter } from '../snapshot/types.js';
 import { runMounts } from './run-mounts.js';
 import type { BuildRuntime, ResolvedImage } from './runtime.js';
+import { startToolLauncher } from '../util/tool-launcher.js';
 
 /**
  * An image from an OCI layout directory (`PATH:TAG` or `PATH@DIGEST`): its
@@ -59,6 +60,8 @@ export interface DefaultRuntimeOptions {
 
 /** The runtime with kiln's real modules: OCI-layout store, registry client, overlay snapshots, bwrap. */
 export function defaultRuntime(opts: DefaultRuntimeOptions): BuildRuntime & { close(): Promise<void> } {
+  // Mounts, umounts and getfattr runs go through one small bash, forked now while kiln is small.
+  startToolLauncher();
   let client: Promise<RegistryClient> | undefined;
   let snap: Promise<Snapshotter> | undefined;
   let exec: Promise<Executor> | undefined;

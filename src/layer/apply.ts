@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { closeSync, constants as C, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readlinkSync, type Stats, symlinkSync, writeSync } from 'node:fs';
 import { lstat, lutimes, readdir, realpath, rm, unlink, writeFile, chmod } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { KilnError } from '../errors.js';
 import { resolveInRoot } from '../util/safe-path.js';
+import { runToolCollect } from '../util/tool-launcher.js';
 import { decompressed } from './decompress.js';
 import { formatOverrideStat, OVERRIDE_STAT_XATTR } from './override-stat.js';
 import type { TarHeader } from './tar-header.js';
@@ -57,14 +57,9 @@ function xattrAllowed(name: string): boolean {
   return !(name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.') || name === OVERRIDE_STAT_XATTR);
 }
 
-function runTool(cmd: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: TOOL_TIMEOUT_MS, killSignal: 'SIGKILL' });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stderr: stderr.trim() }));
-  });
+async function runTool(cmd: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const r = await runToolCollect([cmd, ...args], { timeoutMs: TOOL_TIMEOUT_MS });
+  return { code: r.code, stderr: r.stderr.toString().trim() };
 }
 
 async function lstatOrUndefined(p: string): Promise<Stats | undefined> {

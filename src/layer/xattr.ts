@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import { HostError } from '../errors.js';
+import { runToolCollect, ToolStartError } from '../util/tool-launcher.js';
 
 /**
  * Extended attributes through Debian's `attr` tools (Node has no xattr API):
@@ -29,22 +29,16 @@ function unescapePath(s: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-function run(cmd: string, args: string[], input: Buffer | undefined): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: TIMEOUT_MS, killSignal: 'SIGKILL' });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') {
-        reject(new HostError(`Cannot run "${cmd}": not installed`, { hint: 'Install the "attr" package (apt-get install attr) for extended attributes.', cause: e }));
-      } else reject(e);
-    });
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-  });
+async function run(cmd: string, args: string[], input: Buffer | undefined): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  try {
+    const r = await runToolCollect([cmd, ...args], { ...(input ? { input } : {}), timeoutMs: TIMEOUT_MS });
+    return { code: r.code, stdout: r.stdout, stderr: r.stderr.toString() };
+  } catch (e) {
+    if (e instanceof ToolStartError && e.code === 'ENOENT') {
+      throw new HostError(`Cannot run "${cmd}": not installed`, { hint: 'Install the "attr" package (apt-get install attr) for extended attributes.', cause: e });
+    }
+    throw e;
+  }
 }
 
 export interface XattrSet {

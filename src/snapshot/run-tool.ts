@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
 import { ProcessError } from '../errors.js';
+import { runToolCollect, ToolStartError } from '../util/tool-launcher.js';
 
 export interface ToolResult {
   stdout: string;
@@ -8,33 +8,22 @@ export interface ToolResult {
 
 /**
  * Run a system tool (mount, umount, getfattr, cp …) without a shell; rejects with
- * ProcessError on a non-zero exit, on a spawn error, or when `timeoutMs` passes
+ * ProcessError on a non-zero exit, on a start failure, or when `timeoutMs` passes
  * (the child is then killed with SIGKILL).
  */
-export function runTool(argv: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<ToolResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, options.timeoutMs ?? 60_000);
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new ProcessError(argv, null, { cause: e, signal: 'spawn failed', stderrTail: [String(e.message)] }));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8');
-      const stderr = Buffer.concat(err).toString('utf8');
-      if (code === 0) return resolve({ stdout, stderr });
-      const tail = stderr.trim().split('\n').filter(Boolean).slice(-5);
-      if (timedOut) tail.push(`killed after ${options.timeoutMs ?? 60_000} ms`);
-      reject(new ProcessError(argv, code, { signal: signal ?? undefined, stderrTail: tail }));
-    });
-  });
+export async function runTool(argv: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<ToolResult> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  let r;
+  try {
+    r = await runToolCollect(argv, { ...(options.cwd ? { cwd: options.cwd } : {}), timeoutMs });
+  } catch (e) {
+    const message = e instanceof ToolStartError ? e.message : String((e as Error).message);
+    throw new ProcessError(argv, null, { cause: e, signal: 'spawn failed', stderrTail: [message] });
+  }
+  const stdout = r.stdout.toString('utf8');
+  const stderr = r.stderr.toString('utf8');
+  if (r.code === 0) return { stdout, stderr };
+  const tail = stderr.trim().split('\n').filter(Boolean).slice(-5);
+  if (r.signal === 'SIGKILL') tail.push(`killed after ${timeoutMs} ms`);
+  throw new ProcessError(argv, r.code, { signal: r.signal ?? undefined, stderrTail: tail });
 }
