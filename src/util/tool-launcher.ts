@@ -53,26 +53,27 @@ export class ToolStartError extends Error {
 // perl-base is Essential on Debian (always installed) and its fork is cheap. Requests are
 // NUL-separated: id, cwd, input file ('' = /dev/null), argc, argv…; replies are lines:
 // "P id pid" once started, "X id status" when done (a wait status), "N id" when the command
-// is not found, "A id" when it cannot be executed. SIGCHLD is blocked around fork so no exit
-// is reaped before its pid is recorded.
+// is not found, "A id" when it cannot be executed. No signal handling: each tool gets a
+// waiter process that forks it, reports, waits and reports again (the launcher ignores
+// SIGCHLD, so waiters are reaped by the kernel). Replies are single write(2)s of one line,
+// atomic on the pipe whoever writes them.
 const LAUNCHER_SCRIPT = `
 use strict; use warnings; use POSIX ();
-my $dir = shift @ARGV; $| = 1; $/ = "\\0";
-my %jobs;
-my $chld = POSIX::SigSet->new(POSIX::SIGCHLD());
-$SIG{CHLD} = sub { while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) { my $id = delete $jobs{$pid}; print "X $id $?\\n" if defined $id; } };
+my $dir = shift @ARGV; $/ = "\\0"; $SIG{CHLD} = 'IGNORE';
 sub field { my $f = <STDIN>; exit 0 unless defined $f; chomp $f; return $f; }
 sub found { my $c = shift; return -e $c ? (-x $c && !-d $c ? 'ok' : 'A') : 'N' if $c =~ m{/}; for my $d (split /:/, $ENV{PATH} // '') { my $p = ($d eq '' ? '.' : $d) . "/$c"; return 'ok' if -x $p && !-d $p; } return 'N'; }
 for (;;) {
   my ($id, $cwd, $inp, $n) = (field(), field(), field(), field());
   my @args = map { field() } 1 .. $n;
   my $ok = found($args[0]);
-  if ($ok ne 'ok') { print "$ok $id\\n"; next; }
-  POSIX::sigprocmask(POSIX::SIG_BLOCK(), $chld);
+  if ($ok ne 'ok') { syswrite(STDOUT, "$ok $id\\n"); next; }
+  my $waiter = fork();
+  if (!defined $waiter) { syswrite(STDOUT, "X $id 32512\\n"); next; }
+  next if $waiter;
+  $SIG{CHLD} = 'DEFAULT';
   my $pid = fork();
-  if (defined $pid && $pid == 0) {
-    POSIX::sigprocmask(POSIX::SIG_UNBLOCK(), $chld);
-    $SIG{CHLD} = 'DEFAULT';
+  if (!defined $pid) { syswrite(STDOUT, "X $id 32512\\n"); POSIX::_exit(0); }
+  if ($pid == 0) {
     chdir $cwd or POSIX::_exit(126);
     open(STDIN, '<', $inp eq '' ? '/dev/null' : $inp) or POSIX::_exit(126);
     open(STDOUT, '>', "$dir/$id.o") or POSIX::_exit(126);
@@ -80,8 +81,10 @@ for (;;) {
     exec { $args[0] } @args;
     POSIX::_exit(127);
   }
-  if (defined $pid) { $jobs{$pid} = $id; print "P $id $pid\\n"; } else { print "X $id 32512\\n"; }
-  POSIX::sigprocmask(POSIX::SIG_UNBLOCK(), $chld);
+  syswrite(STDOUT, "P $id $pid\\n");
+  waitpid($pid, 0);
+  syswrite(STDOUT, "X $id $?\\n");
+  POSIX::_exit(0);
 }
 `;
 

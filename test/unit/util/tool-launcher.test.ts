@@ -103,10 +103,24 @@ test('many tools at once each get their own result', async () => {
   );
 });
 
+test('hundreds of quick tools, one after another and all at once, each report once', async () => {
+  setDirectSpawn(false);
+  for (let i = 0; i < 150; i++) {
+    const r = await runToolCollect(['true']);
+    assert.is(r.code, 0);
+  }
+  const all = await Promise.all(Array.from({ length: 300 }, (_, i) => runToolCollect(i % 2 ? ['true'] : ['false'])));
+  assert.equal(
+    all.map((r) => r.code),
+    Array.from({ length: 300 }, (_, i) => (i % 2 ? 0 : 1)),
+  );
+});
+
 test('the launcher does not keep a process alive, and a dead launcher falls back to spawning', () => {
   const script = `
     const { runToolCollect } = await import(${JSON.stringify(moduleUrl)});
-    const first = await runToolCollect(['sh', '-c', 'echo $PPID']);
+    // The tool's parent is its waiter; the waiter's parent is the launcher.
+    const first = await runToolCollect(['sh', '-c', 'cut -d " " -f 4 /proc/$PPID/stat']);
     process.kill(Number(first.stdout.toString()), 'SIGKILL');
     await new Promise((r) => setTimeout(r, 100));
     const after = await runToolCollect(['echo', 'still works']);
