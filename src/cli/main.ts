@@ -1,5 +1,4 @@
-#!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { KilnError, UsageError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import { type Command, type CommandIO, formatHelp, parseArgs } from './command.js';
@@ -68,8 +67,8 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] && new URL(import.meta.url).pathname === (await import('node:fs')).realpathSync(process.argv[1]);
-if (isEntry) {
+/** Run the CLI on this process's argv and set its exit code. */
+export function runCli(): void {
   const io: CommandIO = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() };
   main(process.argv.slice(2), io).then(
     (code) => {
@@ -81,3 +80,6 @@ if (isEntry) {
     },
   );
 }
+
+// Run directly (node dist/src/cli/main.js); the bin, cli/kiln.js, calls runCli() itself.
+if (process.argv[1] && new URL(import.meta.url).pathname === realpathSync(process.argv[1])) runCli();

@@ -133,12 +133,12 @@ function unshareMapsRanges(unshare: string): Promise<boolean> {
   return mapsRanges;
 }
 
-/** Defined (true) by scripts/bundle-cli.mjs in the bundled CLI, dist/src/cli/kiln.js. */
+/** Defined (true) by scripts/bundle-cli.mjs in the bundled CLI, dist/src/cli/kiln-bundle.cjs. */
 declare const KILN_CLI_BUNDLE: boolean | undefined;
 
-/** The CLI entry to re-execute: the bundle when this code runs from it, else cli/main. */
+/** The CLI entry to re-execute: the bin beside the bundle when this code runs from it, else cli/main. */
 function defaultEntry(): string {
-  if (typeof KILN_CLI_BUNDLE !== 'undefined' && KILN_CLI_BUNDLE) return fileURLToPath(import.meta.url);
+  if (typeof KILN_CLI_BUNDLE !== 'undefined' && KILN_CLI_BUNDLE) return fileURLToPath(new URL('./kiln.js', import.meta.url));
   const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
   return fileURLToPath(new URL(`../cli/main${ext}`, import.meta.url));
 }
