@@ -23,6 +23,13 @@ let base = '';
 let big: Buffer; // a gzip layer over OFF_THREAD_MIN_BYTES
 let bigEntries: CraftEntry[];
 
+/** What `p` rejects with (undefined when it resolves). */
+const rejection = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+
 const sha = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 
 /** Every regular file under `dir`: relative path → sha256 and mode. */
@@ -95,19 +102,13 @@ test('a stored blob whose bytes changed on disk fails with a digest mismatch', a
   writeFileSync(store.blobPath(info.digest), bad);
   const dir = join(base, 'tampered');
   mkdirSync(dir);
-  const err = await applyLayer({ store, digest: info.digest, size: info.size }, dir).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const err = await rejection(applyLayer({ store, digest: info.digest, size: info.size }, dir));
   assert.instance(err, DigestMismatchError);
   assert.match((err as Error).message, info.digest);
 
   // A blob longer than its descriptor says is refused too.
   writeFileSync(store.blobPath(info.digest), Buffer.concat([big, Buffer.alloc(10)]));
-  const err2 = await applyLayer({ store, digest: info.digest, size: info.size }, dir).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const err2 = await rejection(applyLayer({ store, digest: info.digest, size: info.size }, dir));
   assert.instance(err2, DigestMismatchError);
 });
 
@@ -117,10 +118,7 @@ test('an unsafe entry stops the apply and the worker with it', async () => {
   const info = await store.write(evil);
   const dir = join(base, 'evil');
   mkdirSync(dir);
-  const err = await applyLayer({ store, digest: info.digest, size: info.size }, dir).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const err = await rejection(applyLayer({ store, digest: info.digest, size: info.size }, dir));
   assert.instance(err, KilnError);
   assert.is((err as KilnError).code, 'LAYER_UNSAFE_ENTRY');
   assert.not.ok(readdirSync(base).includes('escape'));
@@ -134,10 +132,7 @@ test('a corrupt gzip stream fails as it does in-process', async () => {
   const fail = async (src: Parameters<typeof applyLayer>[0], name: string): Promise<KilnError> => {
     const dir = join(base, name);
     mkdirSync(dir);
-    const err = await applyLayer(src, dir).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await rejection(applyLayer(src, dir));
     assert.instance(err, KilnError);
     return err as KilnError;
   };
