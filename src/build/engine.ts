@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { DockerfileError, KilnError, NotFoundError } from '../errors.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, type Platform } from '../oci/platform.js';
 import { PROXY_ARGS, platformArgs } from './build-args.js';
@@ -40,6 +41,15 @@ export interface BuildShared {
   warnings: string[];
   secrets: Map<string, Buffer>;
   sshSockets: Map<string, string>;
+  /**
+   * A step's layer being compressed in the background: until then its descriptor in an
+   * ImageState is a placeholder (size -1). settleLayers() puts the real descriptors in;
+   * whatever reads a layer's digest (the image, cache records, a blob to apply) settles first.
+   */
+  deferLayer(diffId: Digest, descriptor: Promise<Descriptor>): void;
+  settleLayers(state: ImageState): Promise<void>;
+  /** Work the build must finish (or fail on) before the image is written. */
+  background(work: Promise<unknown>): void;
 }
 
 export function stageLabel(s: StageDef): string {
@@ -100,6 +110,8 @@ export async function runBuild(def: DockerfileDef, runtime: BuildRuntime, opts: 
   const previousTrace = new Map((previous ?? []).map((s) => [`${s.stage}#${s.index}`, s]));
 
   const memos = new Map<string, Promise<unknown>>();
+  const deferred = new Map<string, Promise<Descriptor>>();
+  const backgroundWork: Promise<unknown>[] = [];
   const results = new Map<number, Promise<StageResult>>();
   const sem = new Semaphore(Math.max(1, opts.jobs ?? (await import('node:os')).availableParallelism()));
   const secrets = await loadSecrets(opts);
@@ -124,6 +136,22 @@ export async function runBuild(def: DockerfileDef, runtime: BuildRuntime, opts: 
     secrets,
     sshSockets,
     emit: (e) => opts.onEvent?.(e),
+    deferLayer: (diffId, descriptor) => {
+      descriptor.catch(() => undefined); // reported by whoever settles it
+      deferred.set(diffId, descriptor);
+    },
+    settleLayers: async (state) => {
+      for (const l of state.layers) {
+        if (l.descriptor.size >= 0) continue;
+        const d = deferred.get(l.diffId);
+        if (!d) throw new KilnError('LAYER_PENDING', `Cannot use layer ${l.diffId}: its compressed blob was never started`);
+        l.descriptor = await d;
+      }
+    },
+    background: (work) => {
+      work.catch(() => undefined); // awaited (and raised) before the image is written
+      backgroundWork.push(work);
+    },
     memo: <T>(key: string, fn: () => Promise<T>) => {
       let p = memos.get(key) as Promise<T> | undefined;
       if (!p) {
@@ -154,9 +182,14 @@ export async function runBuild(def: DockerfileDef, runtime: BuildRuntime, opts: 
   let final: StageResult;
   try {
     final = await shared.stageResult(targetIndex);
+  } catch (err) {
+    await Promise.allSettled(backgroundWork); // no blob or record half-written after we return
+    throw err;
   } finally {
     await hasher.save().catch(() => undefined);
   }
+  await Promise.all(backgroundWork);
+  await shared.settleLayers(final.state);
   await cache.putTrace(traceId, shared.trace).catch(() => undefined);
 
   // Unused --build-arg warning (proxy args are always "used").

@@ -3,7 +3,7 @@ import type { ContentStore } from '../content/types.js';
 import { KilnError } from '../errors.js';
 import { readImage } from '../image/stored-image.js';
 import { applyLayer } from '../layer/apply.js';
-import { writeLayer } from '../layer/write-layer.js';
+import { writeLayer, writeLayerDeferred } from '../layer/write-layer.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageConfig } from '../oci/manifest.js';
@@ -84,6 +84,7 @@ export function defaultRuntime(opts: DefaultRuntimeOptions): BuildRuntime & { cl
   return {
     store: opts.store,
     writeLayer,
+    writeLayerDeferred,
     applyLayer,
     snapshotter: () =>
       (snap ??= (async () => {

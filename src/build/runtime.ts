@@ -45,6 +45,8 @@ export interface BuildRuntime {
   snapshotter(): Promise<Snapshotter>;
   executor(): Promise<Executor>;
   writeLayer: WriteLayer;
+  /** writeLayer in two halves for small layers (see layer/write-layer.ts); optional. */
+  writeLayerDeferred?: typeof import('../layer/write-layer.js').writeLayerDeferred;
   applyLayer: ApplyLayer;
   /** Resolve an image reference: local store first unless `pull`, else the registry (then tagged locally). */
   resolveImage(ref: string, platform: Platform, opts: { pull: boolean; signal?: AbortSignal }): Promise<ResolvedImage>;

@@ -4,6 +4,8 @@ import { lstat, mkdir, mkdtemp, rm, chown as fsChown } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { posix } from 'node:path';
 import { DockerfileError, KilnError, type SourceRange } from '../errors.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import type { Digest } from '../oci/digest.js';
 import { parseDockerRef } from '../oci/reference.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
 import type { ContainerConfig } from '../oci/manifest.js';
@@ -43,6 +45,11 @@ function sha(s: string): string {
   return `sha256:${createHash('sha256').update(s).digest('hex')}`;
 }
 
+
+/** Layers whose tar is at most this big are compressed in the background (the tar waits in memory). */
+const DEFERRED_LAYER_MAX = 32 * 1024 * 1024;
+/** The digest a deferred layer's descriptor holds until settled: no blob has it. */
+const PENDING_DIGEST = `sha256:${'0'.repeat(64)}` as Digest;
 /**
  * Runs one stage: its base, ONBUILD triggers of the base, then each
  * instruction with BuildKit's semantics. Steps that change files go through
@@ -861,6 +868,7 @@ export class StageBuilder {
       await this.shared.memo(`snapshot ${id}`, async () => {
         if (await snap.exists(id)) return;
         await snap.createCommitted(id, p, async (dir, mode, info) => {
+          if (layer.descriptor.size < 0) await this.shared.settleLayers({ config: {} as ImageState['config'], layers: [layer] });
           // The snapshotter names the opaque xattr its mounts honour (user.overlay.opaque
           // with userxattr): trusted.* cannot be set rootless.
           await rt.applyLayer({ store: rt.store, digest: layer.descriptor.digest, size: layer.descriptor.size }, dir, {
@@ -947,7 +955,7 @@ export class StageBuilder {
         addHistory(this.state, history, true);
         this.state.config.history!.at(-1)!.created = now;
       } else {
-        const layer = await rt.writeLayer(rt.store, {
+        const layerOpts = {
           root,
           changes,
           compression: sh.opts.compression?.compression ?? 'gzip',
@@ -955,8 +963,18 @@ export class StageBuilder {
           oci: sh.opts.ociMediaTypes !== false,
           sourceDateEpoch: process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : undefined,
           ...(xattrs ? { xattrs } : {}),
-        });
-        const ref = { descriptor: layer.descriptor, diffId: layer.diffId };
+        } as const;
+        // A small layer is compressed in the background while the next steps run: the snapshot
+        // needs only its diffId. Its descriptor is a placeholder until settled (see BuildShared).
+        const small = await rt.writeLayerDeferred?.(rt.store, layerOpts, DEFERRED_LAYER_MAX);
+        let ref: { descriptor: Descriptor; diffId: Digest };
+        if (small) {
+          sh.deferLayer(small.diffId, small.descriptor);
+          ref = { descriptor: { mediaType: small.mediaType, digest: PENDING_DIGEST, size: -1 }, diffId: small.diffId };
+        } else {
+          const layer = await rt.writeLayer(rt.store, layerOpts);
+          ref = { descriptor: layer.descriptor, diffId: layer.diffId };
+        }
         pushLayer(this.state, ref);
         addHistory(this.state, history, false);
         this.state.config.history!.at(-1)!.created = now;
@@ -989,7 +1007,9 @@ export class StageBuilder {
       }
     }
     void opts;
-    await sh.cache.put({ key, parts, state: this.state });
+    // The record holds real descriptors: written once this state's deferred layers are stored.
+    const record = cloneState(this.state);
+    sh.background(sh.settleLayers(record).then(() => sh.cache.put({ key, parts, state: record })));
     sh.emit({ type: 'step-done', id, cached: false, durationMs: Date.now() - t0, time: Date.now() });
     this.key = sha(`${key}\n${stateChainId(this.state) ?? ''}`);
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ContentStore } from '../content/types.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import { layerMediaType } from '../oci/media-types.js';
 import { compress } from './compress.js';
@@ -16,14 +17,7 @@ import type { LayerResult, WriteLayerOptions } from './types.js';
 export async function writeLayer(store: ContentStore, options: WriteLayerOptions): Promise<LayerResult> {
   const diffHash = createHash('sha256');
   let uncompressedSize = 0;
-  const tar = layerTar({
-    root: options.root,
-    changes: options.changes,
-    ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
-    ...(options.useOverrideStat ? { useOverrideStat: true } : {}),
-    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
-    ...(options.xattrs ? { xattrs: options.xattrs } : {}),
-  });
+  const tar = tarOf(options);
   async function* hashed(): AsyncGenerator<Buffer> {
     for await (const chunk of tar) {
       diffHash.update(chunk);
@@ -31,13 +25,64 @@ export async function writeLayer(store: ContentStore, options: WriteLayerOptions
       yield chunk;
     }
   }
-  const spec = options.level === undefined ? { compression: options.compression } : { compression: options.compression, level: options.level };
-  // A byte-mode stream with a 1 MiB buffer: object mode would buffer 16 chunks ahead.
-  const body = Readable.from(compress(hashed(), spec, options.threads), { objectMode: false, highWaterMark: 1024 * 1024 });
-  const info = await store.ingest(body, { what: `layer of "${options.root}"` });
+  const info = await compressInto(store, hashed(), options);
   return {
     descriptor: { mediaType: layerMediaType(options.compression, options.oci ?? true), digest: info.digest, size: info.size },
     diffId: `sha256:${diffHash.digest('hex')}` as Digest,
     uncompressedSize,
   };
+}
+
+/** A layer whose tar is made and hashed: its diffId is known, its compressed blob comes later. */
+export interface DeferredLayer {
+  diffId: Digest;
+  uncompressedSize: number;
+  mediaType: string;
+  /** Resolves once the compressed blob is in the store (rejects if writing it fails). */
+  descriptor: Promise<Descriptor>;
+}
+
+/**
+ * writeLayer for small layers, in two halves: the tar is made in memory and hashed now (a
+ * snapshot can be committed under its chain id at once), and compressed into the store in the
+ * background, beside whatever runs next. Undefined when the tar passes `maxBuffered` bytes
+ * (nothing is written; use writeLayer). The blob is the one writeLayer would write.
+ */
+export async function writeLayerDeferred(store: ContentStore, options: WriteLayerOptions, maxBuffered: number): Promise<DeferredLayer | undefined> {
+  const diffHash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const tar = tarOf(options);
+  for await (const chunk of tar) {
+    size += chunk.length;
+    if (size > maxBuffered) {
+      await tar.return(undefined);
+      return undefined;
+    }
+    diffHash.update(chunk); // the tar writer hands out a fresh buffer per chunk: keeping them is safe
+    chunks.push(chunk);
+  }
+  const mediaType = layerMediaType(options.compression, options.oci ?? true);
+  const descriptor = compressInto(store, (async function* () {
+    yield* chunks.splice(0);
+  })(), options).then((info) => ({ mediaType, digest: info.digest, size: info.size }));
+  return { diffId: `sha256:${diffHash.digest('hex')}` as Digest, uncompressedSize: size, mediaType, descriptor };
+}
+
+function tarOf(options: WriteLayerOptions): AsyncGenerator<Buffer> {
+  return layerTar({
+    root: options.root,
+    changes: options.changes,
+    ...(options.sourceDateEpoch !== undefined ? { sourceDateEpoch: options.sourceDateEpoch } : {}),
+    ...(options.useOverrideStat ? { useOverrideStat: true } : {}),
+    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    ...(options.xattrs ? { xattrs: options.xattrs } : {}),
+  });
+}
+
+function compressInto(store: ContentStore, tar: AsyncIterable<Buffer>, options: WriteLayerOptions): Promise<{ digest: Digest; size: number }> {
+  const spec = options.level === undefined ? { compression: options.compression } : { compression: options.compression, level: options.level };
+  // A byte-mode stream with a 1 MiB buffer: object mode would buffer 16 chunks ahead.
+  const body = Readable.from(compress(tar, spec, options.threads), { objectMode: false, highWaterMark: 1024 * 1024 });
+  return store.ingest(body, { what: `layer of "${options.root}"` });
 }
