@@ -121,6 +121,14 @@ export class StageBuilder {
         }
       }
     }
+    // The base image does not depend on the stages this one copies from: its pull starts now,
+    // beside them (as BuildKit resolves every FROM up front), and is awaited after them.
+    let baseImage: ReturnType<StageBuilder['loadImage']> | undefined;
+    if (this.baseKind === 'image') {
+      const ref = this.normalizeRef(this.baseRef!, s.range);
+      baseImage = this.shared.memo(`image ${ref} ${formatPlatform(this.platform)}`, () => this.loadImage(ref, this.platform));
+      baseImage.catch(() => undefined); // raised below, after the dependencies' own errors
+    }
     // Start every dependency at once (they run in parallel), then wait for all.
     const started = deps.map((d) => this.shared.stageResult(d));
     await Promise.all(started);
@@ -128,10 +136,7 @@ export class StageBuilder {
     // too, before this stage takes a job slot (waiting inside one could deadlock).
     let triggers: string[] = [];
     if (this.baseKind === 'stage') triggers = (await this.shared.stageResult(this.baseStage!)).state.config.config?.OnBuild ?? [];
-    else if (this.baseKind === 'image') {
-      const ref = this.normalizeRef(this.baseRef!, s.range);
-      triggers = (await this.shared.memo(`image ${ref} ${formatPlatform(this.platform)}`, () => this.loadImage(ref, this.platform))).config.config?.OnBuild ?? [];
-    }
+    else if (baseImage) triggers = (await baseImage).config.config?.OnBuild ?? [];
     const more: number[] = [];
     for (const t of triggers) {
       const ins = this.shared.def.parseTrigger(t, s.range);

@@ -248,6 +248,24 @@ COPY --from=d /d /
   for (const f of ['a', 'b', 'c', 'd']) assert.is(await readFile(join(work, 'par', f), 'utf8'), `${f}\n`);
 });
 
+t("a stage's base image is pulled while the stages it copies from build", async () => {
+  const other = await pushBusybox(reg, { repo: 'busybox-other' });
+  const dir = await ctx(`FROM BUSYBOX AS slow
+RUN sleep 1 && echo s > /s
+FROM ${other}
+COPY --from=slow /s /s
+`);
+  const r = await kiln(['build', '--progress', 'rawjson', '--no-cache', '-o', `type=local,dest=${join(work, 'prefetch')}`, dir]);
+  ok(r);
+  const events = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; id: string; name?: string });
+  const at = (type: string, pred: (e: { id: string; name?: string }) => boolean) => events.findIndex((e) => e.type === type && pred(e));
+  const finalPullDone = at('step-done', (e) => e.id === '1/from');
+  const slowRunDone = at('step-done', (e) => e.id === 'slow/1');
+  assert.ok(finalPullDone !== -1 && slowRunDone !== -1, r.stderr);
+  assert.ok(finalPullDone < slowRunDone, "the final stage's base was resolved before the stage it copies from finished");
+  assert.is(await readFile(join(work, 'prefetch', 's'), 'utf8'), 's\n');
+});
+
 t('ADD of an http URL with --checksum; RUN --mount=type=secret from --secret', async () => {
   const { createServer } = await import('node:http');
   const body = 'downloaded-content\n';
