@@ -26,6 +26,8 @@ const BINARIES = [
   'bwrap',
   'setpriv',
   'getfattr',
+  'setfattr',
+  'perl',
   'mount',
   'umount',
   'unshare',

@@ -60,7 +60,7 @@ export interface DefaultRuntimeOptions {
 
 /** The runtime with kiln's real modules: OCI-layout store, registry client, overlay snapshots, bwrap. */
 export function defaultRuntime(opts: DefaultRuntimeOptions): BuildRuntime & { close(): Promise<void> } {
-  // Mounts, umounts and getfattr runs go through one small bash, forked now while kiln is small.
+  // Mounts, umounts and getfattr runs go through one small perl, forked now while kiln is small.
   startToolLauncher();
   let client: Promise<RegistryClient> | undefined;
   let snap: Promise<Snapshotter> | undefined;

@@ -6,6 +6,7 @@ import { posix } from 'node:path';
 import { DockerfileError, KilnError, type SourceRange } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
+import { layerMediaType } from '../oci/media-types.js';
 import { parseDockerRef } from '../oci/reference.js';
 import { formatPlatform, type Platform } from '../oci/platform.js';
 import type { ContainerConfig } from '../oci/manifest.js';
@@ -44,7 +45,6 @@ const DEFAULT_SHELL = ['/bin/sh', '-c'];
 function sha(s: string): string {
   return `sha256:${createHash('sha256').update(s).digest('hex')}`;
 }
-
 
 /** Layers whose tar is at most this big are compressed in the background (the tar waits in memory). */
 const DEFERRED_LAYER_MAX = 32 * 1024 * 1024;
@@ -971,15 +971,13 @@ export class StageBuilder {
         } as const;
         // A small layer is compressed in the background while the next steps run: the snapshot
         // needs only its diffId. Its descriptor is a placeholder until settled (see BuildShared).
-        const small = await rt.writeLayerDeferred?.(rt.store, layerOpts, DEFERRED_LAYER_MAX);
-        let ref: { descriptor: Descriptor; diffId: Digest };
-        if (small) {
-          sh.deferLayer(small.diffId, small.descriptor);
-          ref = { descriptor: { mediaType: small.mediaType, digest: PENDING_DIGEST, size: -1 }, diffId: small.diffId };
-        } else {
-          const layer = await rt.writeLayer(rt.store, layerOpts);
-          ref = { descriptor: layer.descriptor, diffId: layer.diffId };
-        }
+        const layer = rt.writeLayerDeferred ? await rt.writeLayerDeferred(rt.store, layerOpts, DEFERRED_LAYER_MAX) : await rt.writeLayer(rt.store, layerOpts);
+        let descriptor: Descriptor;
+        if (layer.descriptor instanceof Promise) {
+          sh.deferLayer(layer.diffId, layer.descriptor);
+          descriptor = { mediaType: layerMediaType(layerOpts.compression, layerOpts.oci), digest: PENDING_DIGEST, size: -1 };
+        } else descriptor = layer.descriptor;
+        const ref = { descriptor, diffId: layer.diffId };
         pushLayer(this.state, ref);
         addHistory(this.state, history, false);
         this.state.config.history!.at(-1)!.created = now;

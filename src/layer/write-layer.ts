@@ -33,40 +33,54 @@ export async function writeLayer(store: ContentStore, options: WriteLayerOptions
   };
 }
 
-/** A layer whose tar is made and hashed: its diffId is known, its compressed blob comes later. */
+/** A layer whose tar is made and hashed: its diffId is known, its compressed blob may come later. */
 export interface DeferredLayer {
   diffId: Digest;
   uncompressedSize: number;
   mediaType: string;
-  /** Resolves once the compressed blob is in the store (rejects if writing it fails). */
-  descriptor: Promise<Descriptor>;
+  /**
+   * The blob's descriptor when it is already in the store (a layer over the limit), else a
+   * promise that resolves once it is (and rejects if writing it fails).
+   */
+  descriptor: Descriptor | Promise<Descriptor>;
 }
 
 /**
- * writeLayer for small layers, in two halves: the tar is made in memory and hashed now (a
+ * writeLayer in two halves for small layers: the tar is made in memory and hashed now (a
  * snapshot can be committed under its chain id at once), and compressed into the store in the
- * background, beside whatever runs next. Undefined when the tar passes `maxBuffered` bytes
- * (nothing is written; use writeLayer). The blob is the one writeLayer would write.
+ * background, beside whatever runs next. A tar that passes `maxBuffered` bytes is not made
+ * twice: what was buffered, then the rest, goes through the compressor now, as in writeLayer.
+ * Either way the blob is the one writeLayer would write.
  */
-export async function writeLayerDeferred(store: ContentStore, options: WriteLayerOptions, maxBuffered: number): Promise<DeferredLayer | undefined> {
+export async function writeLayerDeferred(store: ContentStore, options: WriteLayerOptions, maxBuffered: number): Promise<DeferredLayer> {
   const diffHash = createHash('sha256');
   const chunks: Buffer[] = [];
   let size = 0;
   const tar = tarOf(options);
-  for await (const chunk of tar) {
-    size += chunk.length;
-    if (size > maxBuffered) {
-      await tar.return(undefined);
-      return undefined;
-    }
-    diffHash.update(chunk); // the tar writer hands out a fresh buffer per chunk: keeping them is safe
-    chunks.push(chunk);
-  }
   const mediaType = layerMediaType(options.compression, options.oci ?? true);
-  const descriptor = compressInto(store, (async function* () {
+  let next = await tar.next();
+  while (!next.done && size + next.value.length <= maxBuffered) {
+    size += next.value.length;
+    diffHash.update(next.value); // the tar writer hands out a fresh buffer per chunk: keeping them is safe
+    chunks.push(next.value);
+    next = await tar.next();
+  }
+  if (next.done) {
+    const descriptor = compressInto(store, (async function* () {
+      yield* chunks.splice(0);
+    })(), options).then((info) => ({ mediaType, digest: info.digest, size: info.size }));
+    return { diffId: `sha256:${diffHash.digest('hex')}` as Digest, uncompressedSize: size, mediaType, descriptor };
+  }
+  async function* rest(): AsyncGenerator<Buffer> {
     yield* chunks.splice(0);
-  })(), options).then((info) => ({ mediaType, digest: info.digest, size: info.size }));
-  return { diffId: `sha256:${diffHash.digest('hex')}` as Digest, uncompressedSize: size, mediaType, descriptor };
+    for (let r = next; !r.done; r = await tar.next()) {
+      diffHash.update(r.value);
+      size += r.value.length;
+      yield r.value;
+    }
+  }
+  const info = await compressInto(store, rest(), options);
+  return { diffId: `sha256:${diffHash.digest('hex')}` as Digest, uncompressedSize: size, mediaType, descriptor: { mediaType, digest: info.digest, size: info.size } };
 }
 
 function tarOf(options: WriteLayerOptions): AsyncGenerator<Buffer> {

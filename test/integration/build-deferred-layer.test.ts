@@ -33,7 +33,7 @@ async function build(root: string, failCompression: boolean) {
   if (failCompression) {
     runtime.writeLayerDeferred = async (s, o, max) => {
       const d = await writeLayerDeferred(s, o, max);
-      if (d) d.descriptor = Promise.reject(new Error('no space left on device (test)'));
+      if (d.descriptor instanceof Promise) d.descriptor = Promise.reject(new Error('no space left on device (test)'));
       return d;
     };
   }
