@@ -75,6 +75,13 @@ export class CopySnapshotter implements Snapshotter {
     return { path: fs, release: async () => undefined };
   }
 
+  /** See Snapshotter.view: the committed tree itself (prepare would copy it all). */
+  async view(key: string, parent: string): Promise<Rootfs> {
+    await this.store.requireCommitted(parent);
+    await this.store.createActive(key, parent, (d) => rm(d, { recursive: true, force: true }));
+    return { path: this.store.fsOf(parent), release: async () => undefined };
+  }
+
   async changes(key: string): Promise<{ root: string; changes: Change[] }> {
     await this.store.requireActive(key);
     const dir = this.store.activeDir(key);

@@ -1,8 +1,10 @@
 import type { Stats } from 'node:fs';
-import { chmod, mkdir, rename, rm, stat, symlink } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
+import { chmod, lchown, lstat, lutimes, mkdir, rename, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { Change } from '../layer/types.js';
+import { getXattrs, setXattrs, type XattrSet } from '../layer/xattr.js';
 import { overlayChanges } from './overlay-changes.js';
 import { MOUNT_DATA_MAX, mountOverlay, mountPoints, overlayOptions, unmount } from './overlay-mount.js';
 import { normaliseOpaqueMarks, OPAQUE_XATTR } from './opaque-xattr.js';
@@ -76,6 +78,76 @@ export class OverlaySnapshotter implements Snapshotter {
     }
     this.mounted.set(key, merged);
     return { path: merged, release: () => this.release(key) };
+  }
+
+  /**
+   * See Snapshotter.prepareFresh. The path is walked down to its first name that no layer has
+   * at all (a whiteout, a file where a parent should be, or anything unreadable counts as had).
+   * The directories above it must show in the merged view as real directories: they are made in
+   * the upper dir as overlay's copy-up makes them (owner, mode, xattrs, then times, deepest
+   * first), so the tree is what a mount would have left.
+   */
+  async prepareFresh(key: string, parent: string, dest: string): Promise<Rootfs | undefined> {
+    const parts = dest.split('/').filter((p) => p !== '');
+    if (parts.some((p) => p === '.' || p === '..')) return undefined;
+    const lowers = (await this.lowersFor(await this.store.chain(parent))).map((l) => join(this.store.dir, l));
+    const absentEverywhere = async (rel: string): Promise<boolean> => {
+      for (const lower of lowers) {
+        const had = await lstat(join(lower, rel)).then(
+          () => true,
+          (err: NodeJS.ErrnoException) => err.code !== 'ENOENT',
+        );
+        if (had) return false;
+      }
+      return true;
+    };
+    let fresh = -1;
+    for (let i = 0; i < parts.length && fresh === -1; i++) if (await absentEverywhere(parts.slice(0, i + 1).join('/'))) fresh = i;
+    if (fresh === -1) return undefined; // the whole path exists: the step may replace or merge into what is below
+    const ancestors = parts.slice(0, fresh).map((_, i) => parts.slice(0, i + 1).join('/'));
+    const stats = await statThroughLayers(lowers, ancestors, true);
+    if (ancestors.some((a) => !stats.get(a)?.isDirectory())) return undefined;
+    // Each ancestor's xattrs, from the layer that decides it (the topmost that has it).
+    const deciding = ancestors.map((a) => lowers.map((l) => join(l, a)).find((p) => lstatOrUndefined(p) !== undefined)!);
+    const xattrs = deciding.length > 0 ? await getXattrs(deciding) : new Map<string, Map<string, Buffer>>();
+    const dir = await this.store.createActive(
+      key,
+      parent,
+      (d) => dropActiveDir(key, d),
+      (d) => mkdir(join(d, 'upper')).then(() => chmod(join(d, 'upper'), 0o755)),
+    );
+    const upper = join(dir, 'upper');
+    try {
+      const sets: XattrSet[] = [];
+      for (const [i, rel] of ancestors.entries()) {
+        const st = stats.get(rel)!;
+        const path = join(upper, rel);
+        await mkdir(path);
+        await lchown(path, st.uid, st.gid);
+        await chmod(path, st.mode & 0o7777);
+        const attrs = [...(xattrs.get(deciding[i]!) ?? [])].filter(([name]) => !/^(user|trusted)\.overlay\./.test(name));
+        if (attrs.length > 0) sets.push({ path, attrs });
+      }
+      const failed = await setXattrs(sets);
+      if (failed.length > 0) throw new KilnError('SNAPSHOT_PREPARE', `Cannot copy xattrs up to ${upper}: ${failed.join('; ')}`);
+      for (let i = ancestors.length - 1; i >= 0; i--) {
+        const st = stats.get(ancestors[i]!)!;
+        await lutimes(join(upper, ancestors[i]!), st.atime, st.mtime);
+      }
+    } catch (err) {
+      this.store.forgetActive(key);
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+    return { path: upper, release: async () => undefined };
+  }
+
+  /** See Snapshotter.view: a one-layer chain is its committed dir; a longer one is mounted, as prepare does. */
+  async view(key: string, parent: string): Promise<Rootfs> {
+    const chain = await this.store.chain(parent);
+    if (chain.length !== 1) return this.prepare(key, parent);
+    await this.store.createActive(key, parent, (d) => dropActiveDir(key, d));
+    return { path: this.store.fsOf(parent), release: async () => undefined };
   }
 
   /**
@@ -200,6 +272,14 @@ export class OverlaySnapshotter implements Snapshotter {
       }
     });
     return link;
+  }
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
   }
 }
 

@@ -56,6 +56,23 @@ export interface Snapshotter {
   /** A writable rootfs on top of committed `parent` (undefined: empty). */
   prepare(key: string, parent: string | undefined): Promise<Rootfs>;
   /**
+   * prepare for a step that writes only at or below `dest` (an absolute path in the rootfs),
+   * some part of which no layer of `parent` has. Undefined when every part exists (or the
+   * snapshotter cannot), and the caller prepares. An overlay snapshot is then its own upper
+   * dir, unmounted, with the existing directories above the new part copied up: nothing below
+   * the new part can show through, so a mount would leave the same tree, at twice the cost
+   * per file, and only a plain directory can take hard links from a view.
+   */
+  prepareFresh?(key: string, parent: string, dest: string): Promise<Rootfs | undefined>;
+  /**
+   * A read-only rootfs of committed `parent`, held under `key` like an active snapshot (the
+   * parent cannot be removed meanwhile) until remove(key). Nothing may write to it. Where the
+   * snapshotter can, it is the committed directory itself, neither mounted nor copied: a copy
+   * snapshot always, an overlay one whose chain is one layer. Its files may then be hard-linked
+   * into a new snapshot, since committed directories never change.
+   */
+  view(key: string, parent: string): Promise<Rootfs>;
+  /**
    * What changed in active snapshot `key` against its parent, and where to read the new state from.
    * Changes are sorted by path (byte order), at most one per path. A 'delete' names the topmost
    * deleted path only; an `opaque` directory hides everything below it in the parent (its new
