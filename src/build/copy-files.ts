@@ -1,5 +1,5 @@
 import { copyFile, chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { chmodSync, constants as fsConstants, copyFileSync, lchownSync, lutimesSync } from 'node:fs';
+import { chmodSync, constants as fsConstants, copyFileSync, lchownSync, linkSync, lutimesSync } from 'node:fs';
 import { posix } from 'node:path';
 import { NotFoundError } from '../errors.js';
 import { isInside, resolveInRoot } from '../util/safe-path.js';
@@ -36,6 +36,12 @@ export interface CopyRequest {
   excludes?: string[];
   /** COPY --parents: keep each source's path (relative to the source root) under the destination directory. */
   parents?: boolean;
+  /**
+   * srcRoot never changes (a committed snapshot, or a private extraction): a file whose owner,
+   * mode and times would come out as the source's is hard-linked, not copied. Nothing may later
+   * write such a file in place (overlay copies a lower file up before changing it).
+   */
+  linkFiles?: boolean;
   /** Hook for ADD: return true when it handled `hostPath` (archive unpacked into `destDir`). */
   unpack?: (hostPath: string, destDir: string) => Promise<boolean>;
 }
@@ -282,6 +288,7 @@ async function copyEntry(req: CopyRequest, src: string, dest: string, st: import
   }
   let lst = st;
   if (!deref) lst = await lstat(src);
+  if (lst.isFile() && linkable(req, lst) && linked(req, src, dest)) return;
   if (lst.isFile() && lst.size <= SYNC_COPY_MAX) {
     copySmallFileSync(req, src, dest, lst);
     return;
@@ -297,6 +304,31 @@ async function copyEntry(req: CopyRequest, src: string, dest: string, st: import
   // aside); chown then keeps them unless setuid/setgid/sticky are involved.
   const modeCopied = lst.isFile() && !req.chmod && (lst.mode & 0o7000) === 0;
   await applyMeta(req, dest, lst, lst.isSymbolicLink(), modeCopied);
+}
+
+/** Requests whose source and destination turned out to be on different filesystems (or links were refused). */
+const linkRefused = new WeakSet<CopyRequest>();
+
+/** A copy would give `st`'s owner, mode and times: a hard link shows exactly that. */
+function linkable(req: CopyRequest, st: import('node:fs').Stats): boolean {
+  if (!req.linkFiles || req.fromContext || req.chmod || linkRefused.has(req)) return false;
+  return req.chown === undefined || (req.chown.uid === st.uid && req.chown.gid === st.gid);
+}
+
+/**
+ * Hard-link `src` to `dest` (cleared by copyEntry); false when the copy must be made after all.
+ * A link shares the source's xattrs too, as BuildKit's copy keeps them.
+ */
+function linked(req: CopyRequest, src: string, dest: string): boolean {
+  try {
+    linkSync(src, dest);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // EMLINK: this inode is full of links; the next file may not be. Anything else holds for the whole request.
+    if (code !== 'EMLINK') linkRefused.add(req);
+    return false;
+  }
 }
 
 /**

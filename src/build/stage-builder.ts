@@ -581,13 +581,14 @@ export class StageBuilder {
   }
 
   /** A read-only view (prepared snapshot) of a stage's or image's rootfs, released after the step. */
-  private async rootfsOf(from: string, ins: Instr): Promise<string> {
+  /** `readOnly`: the caller only reads (COPY --from), so the snapshotter's view will do. */
+  private async rootfsOf(from: string, ins: Instr, readOnly = false): Promise<string> {
     const src = await this.resolveSource(from, ins);
     if (src.kind === 'context') return src.dir;
     const snap = await this.shared.runtime.snapshotter();
     const parent = await this.materialize(src.state);
     const key = `view-${randomBytes(8).toString('hex')}`;
-    const fs = await snap.prepare(key, parent);
+    const fs = readOnly && parent !== undefined ? await snap.view(key, parent) : await snap.prepare(key, parent);
     this.views.push(async () => {
       await fs.release();
       await snap.remove(key);
@@ -716,7 +717,7 @@ export class StageBuilder {
     await this.layerStep(ins, idx, history, parts, async (rootfs) => {
       const rt = this.shared.runtime;
       const owner = chown !== undefined ? await rt.resolveChown(rootfs, chown) : undefined;
-      let srcRoot = src.kind === 'context' ? src.dir : ((partial && (await partial.rootfs())) ?? (await this.rootfsOf(ins.from!, ins)));
+      let srcRoot = src.kind === 'context' ? src.dir : ((partial && (await partial.rootfs())) ?? (await this.rootfsOf(ins.from!, ins, true)));
       try {
         const unpackAllowed = ins.kind === 'add' && ins.unpack !== false;
         await copyFiles({
@@ -732,6 +733,8 @@ export class StageBuilder {
           chmod,
           excludes,
           parents: ins.parents,
+          // A stage's view or a partial image's private extraction: nothing writes to either.
+          linkFiles: src.kind === 'state',
           unpack: unpackAllowed
             ? async (file, dir) => {
                 if (!owner && !chmod) return unpackArchive(rt, file, dir);
@@ -760,7 +763,17 @@ export class StageBuilder {
         srcRoot = '';
         await this.releaseViews();
       }
-    });
+    }, { freshDest: this.freshDestOf(ins, cfg.WorkingDir || '/', dest, chown) });
+  }
+
+  /**
+   * A COPY's destination, for Snapshotter.prepareFresh (the step may write without a mount if
+   * part of it is new). Not for ADD, whose archives and checkouts may hold links that lead out
+   * of the destination, nor for --chown, whose names are read from the rootfs.
+   */
+  private freshDestOf(ins: Extract<Instr, { kind: 'copy' | 'add' }>, workdir: string, dest: string, chown: string | undefined): string | undefined {
+    if (ins.kind !== 'copy' || chown !== undefined) return undefined;
+    return posix.resolve('/', workdir, dest);
   }
 
   /**
@@ -907,7 +920,7 @@ export class StageBuilder {
     history: string,
     p: Omit<CacheKeyParts, 'parent' | 'platform'>,
     work: (rootfs: string, onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void) => Promise<void>,
-    opts: { workdir?: boolean } = {},
+    opts: { workdir?: boolean; freshDest?: string } = {},
   ): Promise<void> {
     const sh = this.shared;
     const parts: CacheKeyParts = { ...p, parent: this.key, platform: formatPlatform(this.platform) };
@@ -949,7 +962,8 @@ export class StageBuilder {
     const snap = await rt.snapshotter();
     const parent = await this.materialize(this.state);
     const active = `step-${randomBytes(8).toString('hex')}`;
-    const rootfs = await snap.prepare(active, parent);
+    const fresh = opts.freshDest !== undefined && parent !== undefined ? await snap.prepareFresh?.(active, parent, opts.freshDest) : undefined;
+    const rootfs = fresh ?? (await snap.prepare(active, parent));
     let committed = false;
     try {
       await work(rootfs.path, (stream, chunk) => sh.emit({ type: 'step-log', id, stream, data: chunk.toString(), time: Date.now() }));

@@ -166,6 +166,35 @@ t('--oci-mediatypes=false, --compression zstd, --annotation, --label', async () 
   assert.ok(bad.stderr.includes('gzip'), bad.stderr);
 });
 
+t('COPY --from into a new directory shares the source stage\'s files, and changing the copy leaves the source alone', async () => {
+  // A one-layer stage is viewed as its committed directory; /new is in no layer of the busybox
+  // stage, so the COPY writes without a mount and hard-links the unchanged files.
+  const dir = await ctx(
+    [
+      'FROM scratch AS src',
+      'COPY data.txt /data.txt',
+      'FROM BUSYBOX AS changer',
+      'COPY --from=src /data.txt /new/data.txt',
+      'RUN echo more >> /new/data.txt && chmod 600 /new/data.txt',
+      'FROM BUSYBOX',
+      'COPY --from=changer /new/data.txt /changed.txt',
+      'COPY --from=src /data.txt /again/data.txt',
+      'RUN cat /again/data.txt /changed.txt',
+      '',
+    ].join('\n'),
+    { 'data.txt': 'original\n' },
+  );
+  const sroot = join(work, 'root-link');
+  const out = join(work, 'link-out');
+  const r = await kiln(['build', '--progress', 'plain', '-o', `type=local,dest=${out}`, dir], { root: sroot });
+  ok(r);
+  assert.match(r.stderr, /original\n.*original\n.*more\n/);
+  assert.is(await readFile(join(out, 'again/data.txt'), 'utf8'), 'original\n');
+  assert.is(await readFile(join(out, 'changed.txt'), 'utf8'), 'original\nmore\n');
+  const found = (await run('find', [join(sroot, 'snapshots'), '-name', 'data.txt', '-printf', '%n %i %P\n'])).stdout.trim().split('\n');
+  assert.ok(found.some((l) => l.startsWith('3 ')), `the source file and its two unchanged copies are one inode: ${found.join('; ')}`);
+});
+
 t('--explain names the changed file and arg; rawjson progress is JSON lines', async () => {
   const dir = await ctx('FROM BUSYBOX\nARG V=1\nCOPY f /f\nRUN echo $V > /v\n', { f: 'one' });
   ok(await kiln(['build', '--explain', '--progress', 'plain', dir]));

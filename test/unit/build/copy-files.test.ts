@@ -86,3 +86,37 @@ test('.dockerignore filter: excluded files are skipped, excluded dirs kept only 
 });
 
 test.run();
+
+test('linkFiles: files whose owner, mode and times would not change are hard links; others copies', async () => {
+  const src = await tree({ 'd/small': 's', 'd/big': 'b'.repeat(300 * 1024), 'd/sub/x': 'x', 'd/ln': { link: 'small' } });
+  const dest = await mkdtemp(join(tmpdir(), 'kiln-copy-dest-'));
+  const ino = async (p: string) => (await lstat(p)).ino;
+  await copyFiles({ srcRoot: src, fromContext: false, sources: ['d'], dest: '/linked/', workdir: '/', destRoot: dest, linkFiles: true });
+  for (const f of ['small', 'big', 'sub/x']) assert.is(await ino(join(dest, 'linked', f)), await ino(join(src, 'd', f)), f);
+  assert.is(await readlink(join(dest, 'linked/ln')), 'small', 'a symlink is made, not linked');
+  const me = await lstat(join(src, 'd/small'));
+  await copyFiles({ srcRoot: src, fromContext: false, sources: ['d'], dest: '/same-owner/', workdir: '/', destRoot: dest, linkFiles: true, chown: { uid: me.uid, gid: me.gid } });
+  assert.is(await ino(join(dest, 'same-owner/small')), me.ino, '--chown to the owner it has changes nothing');
+  await copyFiles({ srcRoot: src, fromContext: false, sources: ['d'], dest: '/moded/', workdir: '/', destRoot: dest, linkFiles: true, chmod: parseModeSpec('600') });
+  assert.is.not(await ino(join(dest, 'moded/small')), me.ino);
+  assert.is((await lstat(join(dest, 'moded/big'))).mode & 0o777, 0o600);
+  assert.is((await lstat(join(src, 'd/big'))).mode & 0o777, me.mode & 0o777, 'the source keeps its mode');
+  await copyFiles({ srcRoot: src, fromContext: true, sources: ['d'], dest: '/ctx/', workdir: '/', destRoot: dest, linkFiles: true });
+  assert.is.not(await ino(join(dest, 'ctx/small')), me.ino, 'context files are never linked');
+  await copyFiles({ srcRoot: src, fromContext: false, sources: ['d'], dest: '/plain/', workdir: '/', destRoot: dest });
+  assert.is.not(await ino(join(dest, 'plain/small')), me.ino, 'only when asked');
+  await rm(src, { recursive: true });
+  await rm(dest, { recursive: true });
+});
+
+test('linkFiles across filesystems copies every file', async () => {
+  const src = await tree({ 'd/a': 'A', 'd/b': 'B'.repeat(200 * 1024) });
+  // /dev/shm is a tmpfs: a link from there to the temp dir's filesystem fails with EXDEV.
+  const dest = await mkdtemp(join('/dev/shm', 'kiln-copy-dest-'));
+  assert.is.not((await stat(dest)).dev, (await stat(src)).dev, 'two filesystems');
+  await copyFiles({ srcRoot: src, fromContext: false, sources: ['d'], dest: '/x/', workdir: '/', destRoot: dest, linkFiles: true });
+  assert.is(await readFile(join(dest, 'x/a'), 'utf8'), 'A');
+  assert.is((await readFile(join(dest, 'x/b'), 'utf8')).length, 200 * 1024);
+  await rm(src, { recursive: true });
+  await rm(dest, { recursive: true });
+});
