@@ -60,12 +60,14 @@ async function pushBusyboxTo(env: BenchEnv): Promise<void> {
 }
 
 /**
- * MiB of zeros that busybox's sha256sum (the one the fixture image carries) hashes in `seconds`
- * of CPU time on this machine. CPU time, not wall time: the machine is shared.
+ * MiB of zeros that a stage's pipeline, busybox's `head` into busybox's `sha256sum` (the ones
+ * the fixture image carries), moves in `seconds` of CPU time (both processes) on this machine.
+ * CPU time, not wall time: the machine is shared. (The host's `head` was used until 12/2026:
+ * it costs less than busybox's, so each stage was ~4 CPU-seconds, not 3.)
  */
 function cpuMegabytesFor(seconds: number): number {
   const probe = 256;
-  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', 'sh', '-c', `head -c ${probe}m /dev/zero | ${BUSYBOX_BIN} sha256sum >/dev/null`], { encoding: 'utf8' });
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', 'sh', '-c', `${BUSYBOX_BIN} head -c ${probe}m /dev/zero | ${BUSYBOX_BIN} sha256sum >/dev/null`], { encoding: 'utf8' });
   const [user, sys] = (r.stderr.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
   const cpu = (user ?? NaN) + (sys ?? NaN);
   if (r.status !== 0 || !(cpu > 0)) throw new Error(`calibrating sha256sum failed: ${r.stderr.trim()}`);
