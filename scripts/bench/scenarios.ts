@@ -166,7 +166,7 @@ export const scenarios: Scenario[] = [
       await pushBusyboxTo(env);
       const ctx = await contextCopy(env, 'parallel-stages');
       const mb = cpuMegabytesFor(3);
-      env.log(`parallel-stages: ${mb} MiB through busybox sha256sum ≈ 3 CPU-seconds here`);
+      env.log(`parallel-stages: ${mb} MiB through busybox head | sha256sum ≈ 3 CPU-seconds here`);
       return buildRuns(env, 'parallel-stages', ctx, ['cold'], this.description, { CPU_MB: String(mb) });
     },
   },
