@@ -2,6 +2,7 @@ import { copyFile, chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, 
 import { chmodSync, constants as fsConstants, copyFileSync, lchownSync, linkSync, lutimesSync } from 'node:fs';
 import { posix } from 'node:path';
 import { NotFoundError } from '../errors.js';
+import { getXattrs, setXattrs, type XattrSet } from '../layer/xattr.js';
 import { isInside, resolveInRoot } from '../util/safe-path.js';
 import { type ModeSpec, applyModeSpec } from './chmod-spec.js';
 import { hasWildcard, matchComponent, matchPath } from './glob.js';
@@ -181,6 +182,7 @@ export async function copyFiles(req: CopyRequest): Promise<string[]> {
     await lchown(safe, o.uid, o.gid);
     if (f.mtime) await lutimes(safe, f.mtime, f.mtime);
   }
+  await copyXattrs(req);
   return matches.map((m) => m.rel);
 }
 
@@ -265,6 +267,7 @@ async function copyTreeEntry(
         return;
       }
       await applyMeta(req, dest, st, false);
+      noteCopied(req, src, dest);
       return;
     }
     // `st` is already the entry's own lstat: copyEntry need not stat it again.
@@ -291,6 +294,7 @@ async function copyEntry(req: CopyRequest, src: string, dest: string, st: import
   if (lst.isFile() && linkable(req, lst) && linked(req, src, dest)) return;
   if (lst.isFile() && lst.size <= SYNC_COPY_MAX) {
     copySmallFileSync(req, src, dest, lst);
+    noteCopied(req, src, dest);
     return;
   }
   if (lst.isSymbolicLink()) {
@@ -304,6 +308,36 @@ async function copyEntry(req: CopyRequest, src: string, dest: string, st: import
   // aside); chown then keeps them unless setuid/setgid/sticky are involved.
   const modeCopied = lst.isFile() && !req.chmod && (lst.mode & 0o7000) === 0;
   await applyMeta(req, dest, lst, lst.isSymbolicLink(), modeCopied);
+  noteCopied(req, src, dest);
+}
+
+/** Entries copied (not linked) from a stage or image, whose xattrs copyFiles copies at the end. */
+const copiedFromImage = new WeakMap<CopyRequest, Array<[string, string]>>();
+
+function noteCopied(req: CopyRequest, src: string, dest: string): void {
+  if (req.fromContext) return;
+  let list = copiedFromImage.get(req);
+  if (!list) copiedFromImage.set(req, (list = []));
+  list.push([src, dest]);
+}
+
+/**
+ * COPY --from keeps each entry's xattrs (a file's capabilities, say), as BuildKit's copy does:
+ * one getfattr over every copied source, one setfattr for those that have any. overlay's own
+ * (user.overlay.*, trusted.overlay.*) stay behind. Like BuildKit, an xattr the destination
+ * refuses (no privilege for trusted.*, user.* on a symlink) is left out, not an error.
+ */
+async function copyXattrs(req: CopyRequest): Promise<void> {
+  const list = copiedFromImage.get(req);
+  copiedFromImage.delete(req);
+  if (!list || list.length === 0) return;
+  const found = await getXattrs(list.map(([src]) => src));
+  const sets: XattrSet[] = [];
+  for (const [src, dest] of list) {
+    const attrs = [...(found.get(src) ?? [])].filter(([name]) => !/^(user|trusted)\.overlay\./.test(name));
+    if (attrs.length > 0) sets.push({ path: dest, attrs });
+  }
+  await setXattrs(sets);
 }
 
 /** Requests whose source and destination turned out to be on different filesystems (or links were refused). */

@@ -1,11 +1,15 @@
 /** COPY semantics on real temp directories (no sandbox needed). */
+import { execFile } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseModeSpec } from '../../../src/build/chmod-spec.js';
 import { copyFiles, expandSource } from '../../../src/build/copy-files.js';
+
+const execFileP = promisify(execFile);
 
 async function rejects(p: Promise<unknown>, re: RegExp, msg?: string): Promise<void> {
   try {
@@ -85,7 +89,6 @@ test('.dockerignore filter: excluded files are skipped, excluded dirs kept only 
   await rm(dest, { recursive: true });
 });
 
-test.run();
 
 test('linkFiles: files whose owner, mode and times would not change are hard links; others copies', async () => {
   const src = await tree({ 'd/small': 's', 'd/big': 'b'.repeat(300 * 1024), 'd/sub/x': 'x', 'd/ln': { link: 'small' } });
@@ -120,3 +123,24 @@ test('linkFiles across filesystems copies every file', async () => {
   await rm(src, { recursive: true });
   await rm(dest, { recursive: true });
 });
+
+test('COPY --from keeps xattrs of what it copies (not overlay\'s own); COPY from the context does not', async () => {
+  const src = await tree({ 'd/f': 'F', 'd/sub/g': 'G' });
+  const set = (p: string, name: string, value: string) => execFileP('setfattr', ['-n', name, '-v', value, join(src, p)]);
+  await set('d/f', 'user.kiln.cap', 'yes');
+  await set('d/f', 'user.overlay.origin', 'private');
+  await set('d/sub', 'user.kiln.dir', 'also');
+  const dest = await mkdtemp(join(tmpdir(), 'kiln-copy-dest-'));
+  const xattrsOf = async (p: string) => (await execFileP('getfattr', ['-h', '-d', '-m', '-', '--absolute-names', join(dest, p)])).stdout.split('\n').filter((l) => l.includes('=')).sort();
+  // --chmod forces a copy even with linkFiles.
+  await copyFiles({ srcRoot: src, fromContext: false, sources: ['d'], dest: '/img/', workdir: '/', destRoot: dest, linkFiles: true, chmod: parseModeSpec('640') });
+  assert.equal(await xattrsOf('img/f'), ['user.kiln.cap="yes"']);
+  assert.equal(await xattrsOf('img/sub'), ['user.kiln.dir="also"']);
+  assert.equal(await xattrsOf('img/sub/g'), []);
+  await copyFiles({ srcRoot: src, fromContext: true, sources: ['d'], dest: '/ctx/', workdir: '/', destRoot: dest });
+  assert.equal(await xattrsOf('ctx/f'), []);
+  await rm(src, { recursive: true });
+  await rm(dest, { recursive: true });
+});
+
+test.run();
