@@ -3,7 +3,9 @@
 // CommonJS file, dist/src/cli/kiln-bundle.cjs, which the `kiln` bin (dist/src/cli/kiln.js,
 // compiled from src/cli/kiln.ts) loads with V8's code cache. Resolving and linking a hundred
 // ES modules cost ~50 ms of every invocation; one file costs a few, and with the code cache
-// the bundle is not even compiled. npm packages stay external (required from node_modules).
+// the bundle is not even compiled. The npm packages a build loads (undici's client files,
+// smol-toml) are bundled too, so the code cache covers them; the others stay external
+// (required from node_modules when used), zstd-napi always (a native addon).
 // The bundle sits in dist/src/cli/ so the paths the code computes from import.meta.url
 // (package.json, runtime/) resolve as in the modules: the bin passes the bundle's URL in.
 import { chmod } from 'node:fs/promises';
@@ -12,6 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Packages every build loads (see above). */
+const BUNDLED = new Set(['undici', 'smol-toml']);
 await build({
   entryPoints: [join(root, 'dist', 'src', 'cli', 'main.js')],
   outfile: join(root, 'dist', 'src', 'cli', 'kiln-bundle.cjs'),
@@ -19,7 +23,18 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  packages: 'external',
+  plugins: [
+    {
+      name: 'external-packages',
+      setup(b) {
+        b.onResolve({ filter: /^[^./]/ }, (args) => {
+          if (args.path.startsWith('node:')) return undefined;
+          const pkg = args.path.startsWith('@') ? args.path.split('/').slice(0, 2).join('/') : args.path.split('/')[0];
+          return BUNDLED.has(pkg) ? undefined : { path: args.path, external: true };
+        });
+      },
+    },
+  ],
   // import() of npm packages and builtins becomes require(): a vm.Script has no ESM loader.
   supported: { 'dynamic-import': false },
   define: {

@@ -1,51 +1,30 @@
 /**
- * The parts of undici kiln uses — Agent, Dispatcher, request() and (lazily) ProxyAgent — loaded
+ * The parts of undici kiln uses — Agent, Dispatcher, request() and ProxyAgent — loaded
  * without undici's index, which also loads fetch, WebSocket, EventSource, caches and mocks
  * (~40 ms of module loading in every registry command). Same classes, same behaviour:
  * request(url, opts) splits the URL into origin and path exactly as undici's own does and
- * calls opts.dispatcher.request(). If a future undici moves these files, the full package
- * is loaded instead.
+ * calls opts.dispatcher.request(). Static imports, so that the CLI bundle includes these files
+ * and V8's code cache covers them (required one by one from node_modules, they cost ~25 ms of
+ * every build that talks to a registry). undici's version is pinned by package-lock.json: a
+ * release that moves them fails the build and the tests, not a user's build.
  */
 import './wasm-tiering.js';
-import { createRequire } from 'node:module';
 import type * as U from 'undici';
+import DispatcherClass from 'undici/lib/dispatcher/dispatcher.js';
+import AgentClass from 'undici/lib/dispatcher/agent.js';
+import api from 'undici/lib/api/index.js';
+import ProxyAgentClass from 'undici/lib/dispatcher/proxy-agent.js';
 
-const require = createRequire(import.meta.url);
+// What undici's index does: the request/stream/pipeline/… methods live on Dispatcher.prototype.
+if (typeof (DispatcherClass.prototype as { request?: unknown }).request !== 'function') Object.assign(DispatcherClass.prototype, api);
 
-interface Lite {
-  Agent: typeof U.Agent;
-  Dispatcher: typeof U.Dispatcher;
-}
-
-function load(): Lite {
-  try {
-    const Dispatcher = require('undici/lib/dispatcher/dispatcher.js') as typeof U.Dispatcher;
-    const Agent = require('undici/lib/dispatcher/agent.js') as typeof U.Agent;
-    const api = require('undici/lib/api/index.js') as object;
-    // What undici's index does: the request/stream/pipeline/… methods live on Dispatcher.prototype.
-    if (typeof (Dispatcher.prototype as { request?: unknown }).request !== 'function') Object.assign(Dispatcher.prototype, api);
-    if (typeof Agent !== 'function' || typeof (Dispatcher.prototype as { request?: unknown }).request !== 'function') throw new Error('unexpected undici layout');
-    return { Agent, Dispatcher };
-  } catch {
-    const full = require('undici') as typeof U;
-    return { Agent: full.Agent, Dispatcher: full.Dispatcher };
-  }
-}
-
-/** undici's ProxyAgent, loaded on first use (only when a proxy is configured). */
+/** undici's ProxyAgent (constructed only when a proxy is configured). */
 export function loadProxyAgent(): typeof U.ProxyAgent {
-  try {
-    const ProxyAgent = require('undici/lib/dispatcher/proxy-agent.js') as typeof U.ProxyAgent;
-    if (typeof ProxyAgent === 'function') return ProxyAgent;
-  } catch {
-    /* moved: use the package's export */
-  }
-  return (require('undici') as typeof U).ProxyAgent;
+  return ProxyAgentClass;
 }
 
-const lite = load();
-export const Agent = lite.Agent;
-export const Dispatcher = lite.Dispatcher;
+export const Agent = AgentClass;
+export const Dispatcher = DispatcherClass;
 
 export type RequestOptions = Omit<U.Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & { method?: U.Dispatcher.HttpMethod; dispatcher: U.Dispatcher };
 
