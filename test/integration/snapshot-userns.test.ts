@@ -83,4 +83,30 @@ test('without privilege or namespaces, auto falls back to the copy snapshotter a
   }
 });
 
+test('rootless: a COPY below a directory whose owner the namespace cannot set falls back to the mount', async () => {
+  const work = await mkdtemp(join(tmpdir(), 'kiln-userns-fresh-'));
+  try {
+    await chown(work, 65534, 65534);
+    const root = join(work, 'root');
+    const wrapper = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'unshare', '--user', '--map-root-user', '--mount'];
+    const inNs = async (op: string) => {
+      const child = runChild({ op, root }, { wrapper, timeoutMs: 60_000 });
+      const { code, stderr } = await child.exit;
+      assert.is(code, 0, stderr);
+      return JSON.parse((await child.lines)[0]!) as { fresh: string | null; active: string[] };
+    };
+    await inNs('fresh-base');
+    const first = await inNs('fresh-try');
+    assert.ok(first.fresh, 'the namespace owns /usr: no mount needed');
+    // Owned by the real root, /usr shows as the overflow id inside: lchown to it fails.
+    await chown(join(root, 'snapshots', 'overlay', 'base', 'fs', 'usr'), 0, 0);
+    await rm(join(root, 'snapshots', 'overlay', '.active', 'fresh'), { recursive: true, force: true });
+    const second = await inNs('fresh-try');
+    assert.is(second.fresh, null, 'undefined, so the step mounts instead of failing');
+    assert.equal(second.active, [], 'nothing is left behind');
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
 test.run();

@@ -10,7 +10,7 @@ import { createSnapshotter, overlaySupport, unmountAllSync } from '../../../src/
 import { sh } from './fs-helpers.js';
 
 interface Args {
-  op: 'race' | 'hang' | 'exit' | 'sigterm' | 'userns' | 'unprivileged';
+  op: 'race' | 'hang' | 'exit' | 'sigterm' | 'userns' | 'unprivileged' | 'fresh-base' | 'fresh-try';
   root: string;
   kind?: 'auto' | 'overlay' | 'copy';
   id?: string;
@@ -95,4 +95,16 @@ if (args.op === 'race') {
   await s.commit('step', 'step1');
   const mountsAfter = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(args.root)).length;
   out({ support, kind: s.kind, uid: process.getuid?.(), view, changes, mountsDuring, mountsAfter, active: await readdir(join(args.root, 'snapshots', s.kind, '.active')) });
+} else if (args.op === 'fresh-base') {
+  // A committed one-layer snapshot with /usr/share (whose owner the test then changes from outside).
+  const s = await createSnapshotter({ root: args.root, kind: 'overlay' });
+  await s.createCommitted('base', undefined, async (dir) => {
+    await mkdir(join(dir, 'usr/share'), { recursive: true });
+  });
+  out({ ok: true });
+} else if (args.op === 'fresh-try') {
+  // prepareFresh below /usr, whose owner the namespace may not be able to set.
+  const s = await createSnapshotter({ root: args.root, kind: 'overlay' });
+  const fresh = await s.prepareFresh!('fresh', 'base', '/usr/new');
+  out({ fresh: fresh === undefined ? null : fresh.path, active: await readdir(join(args.root, 'snapshots', 'overlay', '.active')) });
 }
