@@ -2,7 +2,7 @@ import { copyFile, chmod, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, 
 import { chmodSync, constants as fsConstants, copyFileSync, lchownSync, linkSync, lutimesSync } from 'node:fs';
 import { posix } from 'node:path';
 import { NotFoundError } from '../errors.js';
-import { getXattrs, setXattrs, type XattrSet } from '../layer/xattr.js';
+import { getXattrs, isOverlayXattr, setXattrs, type XattrSet } from '../layer/xattr.js';
 import { isInside, resolveInRoot } from '../util/safe-path.js';
 import { type ModeSpec, applyModeSpec } from './chmod-spec.js';
 import { hasWildcard, matchComponent, matchPath } from './glob.js';
@@ -334,7 +334,7 @@ async function copyXattrs(req: CopyRequest): Promise<void> {
   const found = await getXattrs(list.map(([src]) => src));
   const sets: XattrSet[] = [];
   for (const [src, dest] of list) {
-    const attrs = [...(found.get(src) ?? [])].filter(([name]) => !/^(user|trusted)\.overlay\./.test(name));
+    const attrs = [...(found.get(src) ?? [])].filter(([name]) => !isOverlayXattr(name));
     if (attrs.length > 0) sets.push({ path: dest, attrs });
   }
   await setXattrs(sets);

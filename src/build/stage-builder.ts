@@ -580,8 +580,10 @@ export class StageBuilder {
     for (const r of v) await r().catch(() => undefined);
   }
 
-  /** A read-only view (prepared snapshot) of a stage's or image's rootfs, released after the step. */
-  /** `readOnly`: the caller only reads (COPY --from), so the snapshotter's view will do. */
+  /**
+   * A stage's or image's rootfs (a prepared snapshot), released after the step. `readOnly`: the
+   * caller only reads it (COPY --from), so the snapshotter's view will do.
+   */
   private async rootfsOf(from: string, ins: Instr, readOnly = false): Promise<string> {
     const src = await this.resolveSource(from, ins);
     if (src.kind === 'context') return src.dir;

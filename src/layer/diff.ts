@@ -4,7 +4,7 @@ import { KilnError } from '../errors.js';
 import { OVERRIDE_STAT_XATTR, parseOverrideStat } from './override-stat.js';
 import { encodeHeader, END_OF_ARCHIVE, padding, type EncodeHeader, type EntryType } from './tar-header.js';
 import type { Change } from './types.js';
-import { getXattrs } from './xattr.js';
+import { getXattrs, isOverlayXattr } from './xattr.js';
 
 export const OPAQUE_MARKER = '.wh..wh..opq';
 export const WHITEOUT_PREFIX = '.wh.';
@@ -82,7 +82,7 @@ function minor(rdev: number): number {
 
 /** Storage metadata, never layer content. */
 function keepXattr(name: string): boolean {
-  return !(name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.') || name === OVERRIDE_STAT_XATTR || name === 'security.selinux');
+  return !(isOverlayXattr(name) || name === OVERRIDE_STAT_XATTR || name === 'security.selinux');
 }
 
 /** Fills fixed-size chunks; hands each full one out. */

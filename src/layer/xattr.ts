@@ -41,6 +41,11 @@ async function run(cmd: string, args: string[], input: Buffer | undefined): Prom
   }
 }
 
+/** overlay's own bookkeeping (user.overlay.*, trusted.overlay.*): never copied along with a file. */
+export function isOverlayXattr(name: string): boolean {
+  return name.startsWith('user.overlay.') || name.startsWith('trusted.overlay.');
+}
+
 export interface XattrSet {
   path: string;
   attrs: Array<[string, Buffer]>;

@@ -1,5 +1,5 @@
 import type * as U from 'undici';
-import { Agent, Dispatcher, loadProxyAgent } from './undici-lite.js';
+import { Agent, Dispatcher, ProxyAgent } from './undici-lite.js';
 import { isLoopbackHost } from './registries-conf.js';
 
 /**
@@ -83,7 +83,7 @@ export class ProxyDispatcher extends Dispatcher {
   ) {
     super();
     this.direct = new Agent({ ...agentOptions, ...(tls ? { connect: tls } : {}) });
-    const proxied = (uri: string) => new (loadProxyAgent())({ ...agentOptions, uri, ...(tls ? { requestTls: tls } : {}) });
+    const proxied = (uri: string) => new ProxyAgent({ ...agentOptions, uri, ...(tls ? { requestTls: tls } : {}) });
     if (settings.httpProxy) this.http = proxied(settings.httpProxy);
     if (settings.httpsProxy) this.https = proxied(settings.httpsProxy);
   }

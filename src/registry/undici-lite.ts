@@ -18,13 +18,10 @@ import ProxyAgentClass from 'undici/lib/dispatcher/proxy-agent.js';
 // What undici's index does: the request/stream/pipeline/… methods live on Dispatcher.prototype.
 if (typeof (DispatcherClass.prototype as { request?: unknown }).request !== 'function') Object.assign(DispatcherClass.prototype, api);
 
-/** undici's ProxyAgent (constructed only when a proxy is configured). */
-export function loadProxyAgent(): typeof U.ProxyAgent {
-  return ProxyAgentClass;
-}
-
 export const Agent = AgentClass;
 export const Dispatcher = DispatcherClass;
+/** Constructed only when a proxy is configured. */
+export const ProxyAgent = ProxyAgentClass;
 
 export type RequestOptions = Omit<U.Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & { method?: U.Dispatcher.HttpMethod; dispatcher: U.Dispatcher };
 

@@ -1,14 +1,13 @@
 import type { Stats } from 'node:fs';
-import { lstatSync } from 'node:fs';
 import { chmod, lchown, lstat, lutimes, mkdir, rename, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import type { Change } from '../layer/types.js';
-import { getXattrs, setXattrs, type XattrSet } from '../layer/xattr.js';
+import { getXattrs, isOverlayXattr, setXattrs, type XattrSet } from '../layer/xattr.js';
 import { overlayChanges } from './overlay-changes.js';
 import { MOUNT_DATA_MAX, mountOverlay, mountPoints, overlayOptions, unmount } from './overlay-mount.js';
 import { normaliseOpaqueMarks, OPAQUE_XATTR } from './opaque-xattr.js';
-import { statThroughLayers } from './parent-stats.js';
+import { lstatMaybe, statThroughLayers } from './parent-stats.js';
 import { runTool } from './run-tool.js';
 import { type CommittedMeta, SnapshotStore, snapshotDirName } from './snapshot-store.js';
 import type { FillInfo, FillResult, Rootfs, SnapshotInfo, Snapshotter } from './types.js';
@@ -108,7 +107,7 @@ export class OverlaySnapshotter implements Snapshotter {
     const stats = await statThroughLayers(lowers, ancestors, true);
     if (ancestors.some((a) => !stats.get(a)?.isDirectory())) return undefined;
     // Each ancestor's xattrs, from the layer that decides it (the topmost that has it).
-    const deciding = ancestors.map((a) => lowers.map((l) => join(l, a)).find((p) => lstatOrUndefined(p) !== undefined)!);
+    const deciding = ancestors.map((a) => lowers.map((l) => join(l, a)).find((p) => lstatMaybe(p) !== undefined)!);
     const xattrs = deciding.length > 0 ? await getXattrs(deciding) : new Map<string, Map<string, Buffer>>();
     const dir = await this.store.createActive(
       key,
@@ -125,7 +124,7 @@ export class OverlaySnapshotter implements Snapshotter {
         await mkdir(path);
         await lchown(path, st.uid, st.gid);
         await chmod(path, st.mode & 0o7777);
-        const attrs = [...(xattrs.get(deciding[i]!) ?? [])].filter(([name]) => !/^(user|trusted)\.overlay\./.test(name));
+        const attrs = [...(xattrs.get(deciding[i]!) ?? [])].filter(([name]) => !isOverlayXattr(name));
         if (attrs.length > 0) sets.push({ path, attrs });
       }
       if ((await setXattrs(sets)).length > 0) throw new Error('an xattr could not be copied up');
@@ -272,14 +271,6 @@ export class OverlaySnapshotter implements Snapshotter {
       }
     });
     return link;
-  }
-}
-
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
   }
 }
 

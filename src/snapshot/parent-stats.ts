@@ -2,7 +2,8 @@ import { lstatSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { opaqueDirs } from './opaque-xattr.js';
 
-function lstatMaybe(p: string): Stats | undefined {
+/** lstat, or undefined for any error. */
+export function lstatMaybe(p: string): Stats | undefined {
   try {
     return lstatSync(p);
   } catch {
